@@ -1,0 +1,85 @@
+"""Safe checkpoint loading under torch >= 2.6 (``torch.load`` defaults to ``weights_only``).
+
+mmengine 0.10 calls ``torch.load`` without ``weights_only``. Since torch 2.6 that refuses
+mmengine's own checkpoints, which pickle a ``MessageHub`` (``HistoryBuffer`` objects and
+numpy scalars/arrays), so ``--resume`` breaks. Instead of turning load safety off, we
+allow-list exactly those plain-data classes with ``torch.serialization.add_safe_globals``:
+our own checkpoints load, and any other pickle that needs code is still refused.
+Foreign weights (timm, torchvision, authors' files) go through :func:`load_weights`,
+which always uses ``weights_only=True`` (or safetensors).
+"""
+
+from __future__ import annotations
+
+import os.path as osp
+import zipfile
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def mmengine_safe_globals() -> list[Any]:
+    """The classes an mmengine training checkpoint pickles besides tensors."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    allowed: list[Any] = [
+        HistoryBuffer,
+        multiarray._reconstruct,
+        multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+    ]
+    # numpy >= 1.25 pickles dtypes as instances of per-type classes (np.dtypes.Float64DType)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return allowed
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list mmengine's checkpoint classes for ``weights_only`` loading (idempotent)."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch < 2.4 has no weights_only default to work around
+        add(mmengine_safe_globals())
+
+
+def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
+    """Raise ``ValueError`` with a clear message if ``path`` is missing or corrupt."""
+    if not osp.isfile(path):
+        raise ValueError(f'{what} {path!r} does not exist')
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f'{what} {path!r} is not a PyTorch checkpoint (not a zip archive; '
+            'truncated or corrupt?)'
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f'{what} {path!r} is corrupt: {e}') from None
+    if bad is not None:
+        raise ValueError(f'{what} {path!r} is corrupt: member {bad!r} fails its CRC check')
+
+
+def load_weights(path: str, map_location: str = 'cpu') -> dict[str, Any]:
+    """Load a foreign weight file safely: safetensors, or ``torch.load(weights_only=True)``.
+
+    A pickle that needs arbitrary code is refused with ``ValueError``.
+    """
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+
+        return load_file(path, device=map_location)
+    check_checkpoint_file(path, 'weight file')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError subclasses and RuntimeError
+        raise ValueError(
+            f'refusing to load {path!r}: it is not a plain tensor checkpoint '
+            f'(weights_only loading failed: {str(e).splitlines()[0]})'
+        ) from None

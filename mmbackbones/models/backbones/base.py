@@ -1,0 +1,302 @@
+"""The backbone contract shared by every family (DESIGN.md, "The backbone contract").
+
+A family describes its network as a flat, ordered list of :class:`LayerSpec` (stem, blocks,
+optional final 1x1 "head" conv), each with its output channels, its *nominal* reduction
+(the stride it would have at ``output_stride=32``) and the stage it belongs to. Everything
+else is decided here, once, for all families:
+
+* **taps** (``feature_info``): the last layer at each distinct nominal reduction
+  (2, 4, 8, 16, 32 for ImageNet stems), in depth order, plus the head conv if the family
+  has one. ``out_indices`` index this list; negative indices count from the end.
+* **pruning**: layers after the deepest selected tap are never registered, and the head
+  conv only when its tap is selected, so unused parameters neither inflate counts nor
+  break DDP.
+* ``output_stride`` (8/16/32) via :class:`StrideSchedule`, turning later strides into
+  dilation; taps keep their index and report their actual reduction.
+* ``feature_location='expansion'``: families split the expansion conv off the first
+  stride-32 block (:meth:`BaseBackbone.split_here`), which then becomes the stride-16 tap.
+* ``frozen_stages`` (-1 none, 0 stem, k stem + first k stages), ``norm_eval`` over every
+  ``_BatchNorm`` (SyncBN included) and ``with_cp`` (activation checkpointing per block),
+  re-applied in :meth:`train`.
+* ``forward`` returns a tuple of the selected taps.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+FEATURE_LOCATIONS = ('bottleneck', 'expansion')
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+@dataclass
+class LayerSpec:
+    """One entry of a family's flat layer list.
+
+    Attributes:
+        name: Child name inside ``backbone.layers`` (no dots), e.g. ``'stem'``, ``'b3'``.
+        module: The layer.
+        out_channels: Output channels.
+        reduction: Nominal output reduction (as if ``output_stride=32``).
+        stage: 0 for the stem, k for the k-th stage (``frozen_stages`` counts these).
+        is_head: The final 1x1 expansion conv of the mobile families (its own tap).
+        checkpoint: Whether ``with_cp`` checkpoints this layer (blocks, not the stem).
+    """
+
+    name: str
+    module: nn.Module
+    out_channels: int
+    reduction: int
+    stage: int
+    is_head: bool = False
+    checkpoint: bool = True
+
+
+class StrideSchedule:
+    """Turns nominal strides into (stride, dilation) pairs for a given ``output_stride``.
+
+    Once the actual reduction would exceed ``output_stride``, a layer keeps stride 1 and
+    its dilation is multiplied by the stride it gave up (the torchvision/mmseg
+    convention); every later layer keeps that dilation.
+
+    Example:
+        >>> s = StrideSchedule(16)
+        >>> [s.step(k) for k in (2, 2, 2, 2, 1, 2, 1)]
+        [(2, 1), (2, 1), (2, 1), (2, 1), (1, 1), (1, 2), (1, 2)]
+        >>> s.nominal, s.actual
+        (32, 16)
+    """
+
+    def __init__(self, output_stride: int = 32) -> None:
+        self.output_stride = output_stride
+        self.nominal = 1
+        self.actual = 1
+        self.dilation = 1
+
+    def step(self, stride: int) -> tuple[int, int]:
+        self.nominal *= stride
+        if self.actual * stride > self.output_stride:
+            self.dilation *= stride
+            return 1, self.dilation
+        self.actual *= stride
+        return stride, self.dilation
+
+
+class BaseBackbone(BaseModule):
+    """Base class of every mmbackbones backbone: the shared contract.
+
+    Subclasses set :attr:`arch_settings` (preset name -> arch) and call
+    :meth:`_build` with their :class:`LayerSpec` list at the end of ``__init__``.
+
+    Args:
+        out_indices (Sequence[int]): Indices into :attr:`feature_info` of the taps to
+            return, in depth order. Negative indices count from the end.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and the first k
+            stages. Frozen layers are in eval mode with ``requires_grad=False``.
+        norm_eval (bool): Keep every BatchNorm (SyncBN included) in eval mode in training.
+        with_cp (bool): Activation checkpointing per block (saves memory, costs time).
+        output_stride (int): 8, 16 or 32; the later strides become dilation.
+        feature_location (str): ``'bottleneck'``: the stride-16 tap is the last stride-16
+            block's output (mmdet SSDLite). ``'expansion'``: it is the expansion layer of
+            the first stride-32 block (MobileNetV3 paper, torchvision SSDLite).
+        init_cfg (dict | list[dict] | None): mmengine initialisation config.
+    """
+
+    arch_settings: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        out_indices: Sequence[int],
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        output_stride: int = 32,
+        feature_location: str = 'bottleneck',
+        init_cfg: dict | list[dict] | None = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(
+                f'output_stride must be one of {OUTPUT_STRIDES}, ' f'got {output_stride!r}'
+            )
+        if feature_location not in FEATURE_LOCATIONS:
+            raise ValueError(
+                f'feature_location must be one of {FEATURE_LOCATIONS}, '
+                f'got {feature_location!r}'
+            )
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        self._requested_out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.output_stride = output_stride
+        self.feature_location = feature_location
+
+    # ----------------------------------------------------------------- arch helpers
+    @classmethod
+    def resolve_arch(cls, arch: str | dict, default_keys: dict[str, Any]) -> dict[str, Any]:
+        """Return the full arch dict for a preset name or a (partial) custom dict.
+
+        A preset is looked up in :attr:`arch_settings`; a dict is merged over
+        ``default_keys``. Unknown names or keys raise ``ValueError`` listing what is valid.
+        """
+        if isinstance(arch, str):
+            if arch not in cls.arch_settings:
+                raise ValueError(
+                    f'{cls.__name__}: unknown arch {arch!r}; valid presets are '
+                    f'{sorted(cls.arch_settings)} or a dict with keys '
+                    f'{sorted(default_keys)}'
+                )
+            arch = cls.arch_settings[arch]
+        if not isinstance(arch, dict):
+            raise ValueError(
+                f'{cls.__name__}: arch must be a preset name '
+                f'{sorted(cls.arch_settings)} or a dict, got {type(arch).__name__}'
+            )
+        unknown = sorted(set(arch) - set(default_keys))
+        if unknown:
+            raise ValueError(
+                f'{cls.__name__}: unknown arch keys {unknown}; valid keys are '
+                f'{sorted(default_keys)}'
+            )
+        return {**default_keys, **arch}
+
+    def split_here(self, schedule: StrideSchedule, stride: int) -> bool:
+        """Whether the block about to take nominal ``stride`` should be split for
+        ``feature_location='expansion'`` (it is the first block entering stride 32)."""
+        return self.feature_location == 'expansion' and stride > 1 and schedule.nominal == 16
+
+    # ---------------------------------------------------------------- construction
+    def _build(self, specs: list[LayerSpec]) -> None:
+        """Compute taps, validate arguments, register the needed layers, freeze."""
+        taps: list[int] = []
+        for i, spec in enumerate(specs):
+            if spec.is_head:
+                taps.append(i)
+                continue
+            nxt = next((s for s in specs[i + 1 :] if not s.is_head), None)
+            if nxt is None or nxt.reduction != spec.reduction:
+                taps.append(i)
+        self.feature_info = [
+            dict(
+                num_chs=specs[i].out_channels,
+                reduction=min(specs[i].reduction, self.output_stride),
+                module=f'layers.{specs[i].name}',
+            )
+            for i in taps
+        ]
+        num_taps = len(taps)
+        self.num_stages = max(s.stage for s in specs)
+
+        out_indices = []
+        for idx in self._requested_out_indices:
+            if not isinstance(idx, int) or not -num_taps <= idx < num_taps:
+                raise ValueError(
+                    f'{type(self).__name__}: invalid out_indices {self._requested_out_indices}'
+                    f'; each index must be in [{-num_taps}, {num_taps - 1}]: '
+                    f'{self._describe_taps()}'
+                )
+            out_indices.append(idx % num_taps)
+        if not out_indices or len(set(out_indices)) != len(out_indices):
+            raise ValueError(
+                f'{type(self).__name__}: out_indices must be non-empty and '
+                f'unique, got {self._requested_out_indices}; '
+                f'taps: {self._describe_taps()}'
+            )
+        self.out_indices = tuple(sorted(out_indices))
+        if not isinstance(self.frozen_stages, int) or not (
+            -1 <= self.frozen_stages <= self.num_stages
+        ):
+            raise ValueError(
+                f'{type(self).__name__}: frozen_stages must be an int in '
+                f'[-1, {self.num_stages}] (-1: nothing, 0: stem, k: stem + first k stages), '
+                f'got {self.frozen_stages!r}; stages: {self._describe_stages(specs)}'
+            )
+
+        selected = [taps[i] for i in self.out_indices]
+        last = max(selected)
+        keep = [i for i in range(last + 1) if not specs[i].is_head or i in selected]
+        self.layers = nn.Sequential(OrderedDict((specs[i].name, specs[i].module) for i in keep))
+        self._layer_stage = [specs[i].stage for i in keep]
+        self._layer_cp = [specs[i].checkpoint for i in keep]
+        pos = {spec_idx: k for k, spec_idx in enumerate(keep)}
+        self._tap_layers = frozenset(pos[i] for i in selected)
+        self._freeze_stages()
+
+    def _describe_taps(self) -> str:
+        return ', '.join(
+            f'{i}: {f["num_chs"]}ch@/{f["reduction"]} ({f["module"]})'
+            for i, f in enumerate(self.feature_info)
+        )
+
+    @staticmethod
+    def _describe_stages(specs: list[LayerSpec]) -> str:
+        stages: dict[int, list[str]] = {}
+        for s in specs:
+            stages.setdefault(s.stage, []).append(s.name)
+        return '; '.join(
+            f'{k}: {v[0]}' + (f'..{v[-1]}' if len(v) > 1 else '')
+            for k, v in sorted(stages.items())
+        )
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of the selected taps, in output order."""
+        return [self.feature_info[i]['num_chs'] for i in self.out_indices]
+
+    @property
+    def out_strides(self) -> list[int]:
+        """Actual strides of the selected taps, in output order."""
+        return [self.feature_info[i]['reduction'] for i in self.out_indices]
+
+    # ------------------------------------------------------------ training state
+    def _freeze_stages(self) -> None:
+        for layer, stage in zip(self.layers, self._layer_stage):
+            if stage <= self.frozen_stages:
+                layer.eval()
+                for p in layer.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> BaseBackbone:
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = []
+        for i, layer in enumerate(self.layers):
+            if self.with_cp and self._layer_cp[i] and self.training and x.requires_grad:
+                x = cp.checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+            if i in self._tap_layers:
+                outs.append(x)
+        return tuple(outs)
+
+    # --------------------------------------------------------------- classifier
+    def make_classifier(self, num_classes: int = 1000) -> nn.Module:
+        """The paper's ImageNet classifier on top of the last tap (used for the
+        published params/FLOPs comparison and for design-space training).
+
+        The default is global average pooling and a linear layer; families override it.
+        """
+        return nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(1),
+            nn.Linear(self.feature_info[-1]['num_chs'], num_classes),
+        )

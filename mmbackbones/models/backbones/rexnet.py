@@ -1,0 +1,235 @@
+"""ReXNet: "Rethinking Channel Dimensions for Efficient Model Design" (Han et al., CVPR 2021).
+
+The authors' architecture (clovaai/rexnet ``rexnetv1.py`` and ``rexnetv1_lite.py``):
+
+* MobileNetV2 layout, 16 blocks in stages of [1, 2, 2, 3, 3, 5] with strides
+  [1, 2, 2, 2, 1, 2]; expansion 1 for the first block and 6 after.
+* Block output channels grow *linearly*: from 16, each block adds ``final_ch / 16``
+  (180/16 = 11.25), scaled by the width multiplier and rounded with Python's ``round``.
+* Block: [1x1 expand -> BN -> SiLU] -> 3x3 dw -> BN -> SE (with BN, 1/12) -> ReLU6 ->
+  1x1 project -> BN, and a *partial* residual ``out[:, :c_in] += x`` at stride 1.
+* Stem 3x3/2 conv (32 ch) -> BN -> SiLU; head 1x1 conv to ``int(1280 * w)`` -> BN -> SiLU.
+* Lite: no SE, ReLU6 everywhere, ``final_ch`` 164 spread over 15 steps, channels
+  divisible by 8, and a 1280 -> 1024 -> classes classifier.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+from typing import Any
+
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+
+from mmbackbones.registry import MODELS
+
+from ..layers import ConvNormAct, InvertedResidual, make_divisible
+from .base import BaseBackbone, LayerSpec, StrideSchedule
+
+_DEFAULT_ARCH: dict[str, Any] = dict(
+    width_mult=1.0,  # channel multiplier ("x1.0")
+    depth_mult=1.0,  # a stage has ceil(layers * depth_mult) blocks
+    lite=False,  # ReXNet-lite: no SE, ReLU6 everywhere, channels divisible by 8
+    use_se=True,
+    se_ratio=12,  # SE squeeze = dw_channels // se_ratio
+    input_ch=16,  # output channels of block 0 (before width_mult)
+    final_ch=None,  # total linear channel growth; None = 180 (lite: 164)
+    layers=(1, 2, 2, 3, 3, 5),
+    strides=(1, 2, 2, 2, 1, 2),
+    se_stages=(False, False, True, True, True, True),
+    kernel_sizes=(3, 3, 3, 3, 3, 3),
+    expansion=6,  # expansion of every block but the first (which has 1)
+    channels=None,  # explicit per-block output channels (channel search); overrides growth
+    head_ch=None,  # None = the authors' rule (int(1280 * w); lite: 1280 unless w > 1)
+)
+
+
+def rexnet_channels(arch: dict[str, Any]) -> tuple[int, list[int], list[int], int]:
+    """The authors' channel configuration.
+
+    Returns:
+        ``(stem_channels, block_in_channels, block_out_channels, head_channels)``.
+
+    Example:
+        >>> stem, cin, cout, head = rexnet_channels(ReXNet.resolve_arch('1.0', _DEFAULT_ARCH))
+        >>> stem, cout[0], cout[2], cout[4], cout[10], cout[15], head
+        (32, 16, 38, 61, 128, 185, 1280)
+    """
+    w = arch['width_mult']
+    layers = [ceil(n * arch['depth_mult']) for n in arch['layers']]
+    num_blocks = sum(layers)
+    if arch['lite']:
+        final_ch = 164 if arch['final_ch'] is None else arch['final_ch']
+        inplanes = arch['input_ch'] / w if w < 1.0 else arch['input_ch']
+        stem = make_divisible(int(round((32 / w if w < 1.0 else 32) * w)), 8)
+        outs = []
+        for i in range(num_blocks):
+            if i > 0:
+                inplanes += final_ch / (num_blocks - 1)
+            outs.append(make_divisible(int(round(inplanes * w)), 8))
+        head = int(1280 * w) if w > 1 else 1280
+    else:
+        final_ch = 180 if arch['final_ch'] is None else arch['final_ch']
+        inplanes = arch['input_ch'] / w if w < 1.0 else arch['input_ch']
+        stem = int(round((32 / w if w < 1.0 else 32) * w))
+        outs = []
+        for i in range(num_blocks):
+            if i > 0:
+                inplanes += final_ch / num_blocks
+            outs.append(int(round(inplanes * w)))
+        head = int(1280 * w)
+    if arch['channels'] is not None:
+        outs = [int(c) for c in arch['channels']]
+        if len(outs) != num_blocks:
+            raise ValueError(
+                f'ReXNet: arch["channels"] has {len(outs)} entries but the '
+                f'layout {layers} has {num_blocks} blocks'
+            )
+    if arch['head_ch'] is not None:
+        head = int(arch['head_ch'])
+    return stem, [stem] + outs[:-1], outs, head
+
+
+@MODELS.register_module()
+class ReXNet(BaseBackbone):
+    """ReXNet and ReXNet-lite backbone (Han et al., CVPR 2021).
+
+    Taps (``feature_info``) for ``'1.0'``: 0: 16@/2, 1: 38@/4, 2: 61@/8, 3: 128@/16,
+    4: 185@/32, 5: 1280 (head 1x1 conv, built only when selected).
+
+    Args:
+        arch (str | dict): A preset ('0.9', '1.0', '1.3', '1.5', '2.0', '2.2', '3.0',
+            'lite-1.0', 'lite-1.3', 'lite-1.5', 'lite-2.0') or a dict overriding keys of
+            the default arch (``width_mult``, ``depth_mult``, ``lite``, ``channels``, ...).
+            Default: '1.0'.
+        out_indices (Sequence[int]): Taps to return. Default: (1, 2, 3, 4), strides 4-32.
+        norm_cfg (dict): Norm layers. Default: BN.
+        act_cfg (dict | None): The "complex" activation after the stem, the expansion
+            convs and the head; ``None`` = SiLU (lite: ReLU6).
+        drop_path_rate (float): Unused by the authors; kept 0 (partial residual).
+        **kwargs: The contract's arguments (``frozen_stages``, ``norm_eval``, ``with_cp``,
+            ``output_stride``, ``feature_location``, ``init_cfg``), see ``BaseBackbone``.
+
+    Example:
+        >>> import torch
+        >>> from mmbackbones.models import ReXNet
+        >>> m = ReXNet('1.0').eval()
+        >>> [tuple(o.shape) for o in m(torch.rand(1, 3, 224, 224))]
+        [(1, 38, 56, 56), (1, 61, 28, 28), (1, 128, 14, 14), (1, 185, 7, 7)]
+    """
+
+    arch_settings = {
+        **{
+            k: dict(width_mult=float(k)) for k in ('0.9', '1.0', '1.3', '1.5', '2.0', '2.2', '3.0')
+        },
+        **{
+            f'lite-{k}': dict(width_mult=float(k), lite=True, use_se=False)
+            for k in ('1.0', '1.3', '1.5', '2.0')
+        },
+    }
+
+    def __init__(
+        self,
+        arch: str | dict = '1.0',
+        out_indices: tuple[int, ...] = (1, 2, 3, 4),
+        norm_cfg: dict | None = None,
+        act_cfg: dict | None = None,
+        init_cfg: dict | list[dict] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+            ]
+        super().__init__(out_indices=out_indices, init_cfg=init_cfg, **kwargs)
+        self.arch = self.resolve_arch(arch, _DEFAULT_ARCH)
+        a = self.arch
+        self.norm_cfg = dict(type='BN') if norm_cfg is None else norm_cfg
+        relu6 = dict(type='ReLU6', inplace=True)
+        if act_cfg is None:
+            act_cfg = relu6 if a['lite'] else dict(type='SiLU', inplace=True)
+        self.act_cfg = act_cfg
+
+        stem_ch, in_chs, out_chs, head_ch = rexnet_channels(a)
+        layers = [ceil(n * a['depth_mult']) for n in a['layers']]
+        sched = StrideSchedule(self.output_stride)
+        specs = [
+            LayerSpec(
+                'stem',
+                ConvNormAct(
+                    3, stem_ch, 3, stride=sched.step(2)[0], norm_cfg=self.norm_cfg, act_cfg=act_cfg
+                ),
+                stem_ch,
+                2,
+                stage=0,
+                checkpoint=False,
+            )
+        ]
+        b = 0
+        for stage, (n, first_stride) in enumerate(zip(layers, a['strides']), start=1):
+            use_se = a['use_se'] and a['se_stages'][stage - 1]
+            k = a['kernel_sizes'][stage - 1]
+            for j in range(n):
+                nominal = first_stride if j == 0 else 1
+                split = self.split_here(sched, nominal)
+                stride, dilation = sched.step(nominal)
+                t = 1 if b == 0 else a['expansion']
+                mid = in_chs[b] * t
+                se_cfg = None
+                if use_se:
+                    se_cfg = dict(
+                        reduced_channels=mid // a['se_ratio'],
+                        norm_cfg=self.norm_cfg,
+                        act_cfg=dict(type='ReLU', inplace=True),
+                    )
+                block = InvertedResidual(
+                    in_chs[b],
+                    out_chs[b],
+                    mid,
+                    kernel_size=k,
+                    stride=stride,
+                    dilation=dilation,
+                    nominal_stride=nominal,
+                    with_expand=t != 1,
+                    norm_cfg=self.norm_cfg,
+                    expand_act_cfg=act_cfg,
+                    # lite: ReLU6 right after the dw conv; v1: dw -> BN -> SE -> ReLU6.
+                    dw_act_cfg=relu6 if a['lite'] else None,
+                    se_cfg=se_cfg,
+                    post_se_act_cfg=None if a['lite'] else relu6,
+                    shortcut='partial',
+                )
+                if split:
+                    specs.append(
+                        LayerSpec(
+                            f'b{b}_expand',
+                            block.split_expansion(),
+                            mid,
+                            sched.nominal // nominal,
+                            stage,
+                        )
+                    )
+                specs.append(LayerSpec(f'b{b}', block, out_chs[b], sched.nominal, stage))
+                b += 1
+        head = ConvNormAct(out_chs[-1], head_ch, 1, norm_cfg=self.norm_cfg, act_cfg=act_cfg)
+        specs.append(LayerSpec('head', head, head_ch, sched.nominal, len(layers), is_head=True))
+        self._build(specs)
+
+    def make_classifier(self, num_classes: int = 1000) -> nn.Module:
+        """The authors' classifier: pool -> dropout 0.2 -> 1x1 conv (lite: a 1024-wide
+        conv-BN-ReLU6 first)."""
+        c = self.feature_info[-1]['num_chs']
+        if self.arch['lite']:
+            return nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                nn.Conv2d(c, 1024, 1),
+                build_norm_layer(self.norm_cfg, 1024)[1],
+                nn.ReLU6(inplace=True),
+                nn.Dropout(0.2),
+                nn.Conv2d(1024, num_classes, 1),
+                nn.Flatten(1),
+            )
+        return nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Dropout(0.2), nn.Conv2d(c, num_classes, 1), nn.Flatten(1)
+        )

@@ -1,0 +1,141 @@
+"""The inverted residual (MobileNetV2) block shared by ReXNet, MobileNetV3 and EfficientNet.
+
+Layout: [1x1 expand -> norm -> act] -> kxk depthwise -> norm -> [act] -> [SE] -> [act]
+-> 1x1 project -> norm, with one of three shortcuts:
+
+* ``'full'``: ``out + x`` when stride is 1 and channels match (MobileNetV3, EfficientNet);
+* ``'partial'``: ``out[:, :c_in] += x`` when stride is 1 and ``c_in <= c_out`` (ReXNet);
+* ``'none'``.
+
+The families differ only in where the activations and SE sit, which are arguments here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from mmcv.cnn.bricks import DropPath
+
+from .activations import build_act
+from .conv import ConvNormAct
+from .se import SqueezeExcite
+
+
+class InvertedResidual(nn.Module):
+    """Inverted residual block with optional expansion, SE and (partial) shortcut.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        mid_channels (int): Channels of the expanded (depthwise) part.
+        kernel_size (int): Depthwise kernel size. Default: 3.
+        stride (int): Depthwise stride. Default: 1.
+        dilation (int): Depthwise dilation (``output_stride`` < 32). Default: 1.
+        nominal_stride (int | None): The stride the block has at ``output_stride=32``;
+            it, not the (possibly dilated) actual stride, decides the shortcut, so a block
+            computes the same function at every output stride. Default: ``stride``.
+        with_expand (bool | None): Build the 1x1 expansion conv; default when
+            ``mid_channels != in_channels``.
+        norm_cfg (dict): Norm config for every conv. Default: BN.
+        expand_act_cfg (dict | None): Activation after the expansion conv.
+        dw_act_cfg (dict | None): Activation after the depthwise conv (before SE).
+        se_cfg (dict | None): ``SqueezeExcite`` kwargs (``reduced_channels``, ``act_cfg``,
+            ``gate_cfg``, ``norm_cfg``); ``None`` for no SE.
+        post_se_act_cfg (dict | None): Activation after SE (ReXNet's ReLU6).
+        shortcut (str): ``'full'``, ``'partial'`` or ``'none'``; applied only where the
+            shapes allow it (see module docstring). Default: ``'full'``.
+        drop_path_rate (float): Stochastic depth on the residual branch. Default: 0.
+
+    Example:
+        >>> import torch
+        >>> m = InvertedResidual(16, 24, 96, stride=2, norm_cfg=dict(type='BN'),
+        ...                      expand_act_cfg=dict(type='ReLU'))
+        >>> m(torch.rand(1, 16, 32, 32)).shape
+        torch.Size([1, 24, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        nominal_stride: int | None = None,
+        with_expand: bool | None = None,
+        norm_cfg: dict | None = None,
+        expand_act_cfg: dict | None = None,
+        dw_act_cfg: dict | None = None,
+        se_cfg: dict | None = None,
+        post_se_act_cfg: dict | None = None,
+        shortcut: str = 'full',
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if shortcut not in ('full', 'partial', 'none'):
+            raise ValueError(f"shortcut must be 'full', 'partial' or 'none', got {shortcut!r}")
+        norm_cfg = dict(type='BN') if norm_cfg is None else norm_cfg
+        if with_expand is None:
+            with_expand = mid_channels != in_channels
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.mid_channels = mid_channels
+        unstrided = (stride if nominal_stride is None else nominal_stride) == 1
+        if shortcut == 'full':
+            self.shortcut = 'full' if unstrided and in_channels == out_channels else 'none'
+        elif shortcut == 'partial':
+            self.shortcut = 'partial' if unstrided and in_channels <= out_channels else 'none'
+        else:
+            self.shortcut = 'none'
+
+        self.expand = (
+            ConvNormAct(in_channels, mid_channels, 1, norm_cfg=norm_cfg, act_cfg=expand_act_cfg)
+            if with_expand
+            else None
+        )
+        self.dw = ConvNormAct(
+            mid_channels,
+            mid_channels,
+            kernel_size,
+            stride=stride,
+            dilation=dilation,
+            groups=mid_channels,
+            norm_cfg=norm_cfg,
+            act_cfg=dw_act_cfg,
+        )
+        self.se = SqueezeExcite(mid_channels, **se_cfg) if se_cfg else None
+        self.post_se_act = build_act(post_se_act_cfg) if post_se_act_cfg else None
+        self.project = ConvNormAct(mid_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else None
+
+    def split_expansion(self) -> nn.Module:
+        """Detach and return the expansion conv; this block then starts at the depthwise.
+
+        Used for ``feature_location='expansion'``: the stride-16 tap is the output of the
+        expansion layer of the first stride-32 block (MobileNetV3 paper, SSDLite C4). It
+        is an explicit split, not a hook, so the model stays traceable.
+        """
+        if self.expand is None:
+            raise ValueError('this block has no expansion layer to split off')
+        if self.shortcut != 'none':
+            raise ValueError('cannot split a block with a shortcut (its input is needed)')
+        expand, self.expand = self.expand, None
+        return expand
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x if self.expand is None else self.expand(x)
+        out = self.dw(out)
+        if self.se is not None:
+            out = self.se(out)
+        if self.post_se_act is not None:
+            out = self.post_se_act(out)
+        out = self.project(out)
+        if self.shortcut == 'full':
+            if self.drop_path is not None:
+                out = self.drop_path(out)
+            return out + x
+        if self.shortcut == 'partial':
+            # ReXNet: add the input to the first c_in output channels, in place.
+            out[:, : self.in_channels] += x
+        return out

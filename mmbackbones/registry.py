@@ -1,0 +1,16 @@
+"""The plugin's registry: a child of mmengine's root ``MODELS`` with scope ``mmbackbones``.
+
+Configs name our classes with the scope (``type='mmbackbones.ReXNet'``) so that they never
+resolve to a host's class of the same name (mmdet has ``RegNet``, ``ResNeXt``,
+``EfficientNet``; mmseg has ``MobileNetV3``). We never register into mmdet's or mmseg's
+registries, so the backbones import with neither installed.
+"""
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmbackbones', locations=['mmbackbones.models']
+)
+
+__all__ = ['MODELS']

@@ -1,0 +1,72 @@
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+
+from __future__ import annotations
+
+import os.path as osp
+import sys
+from typing import Any
+
+from mmengine.config import Config, DictAction
+
+from mmbackbones.datasets.builtin import apply_builtin_data, task_of
+
+from .checks import DataNotFoundError, check_data, check_neck_channels, check_pretrained
+
+
+def add_common_args(parser: Any) -> None:
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument(
+        '--builtin-data',
+        action='store_true',
+        help='train/evaluate on the built-in generated data with a CPU-sized schedule '
+        '(see mmbackbones/datasets/builtin.py); no download needed',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. train_cfg.max_iters=100',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (torchrun: pytorch)',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    """Print a clear error (no traceback) and exit."""
+    print(f'error: {msg}', file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def load_config(args: Any, tool: str) -> Config:
+    """Load and check the config; apply ``--builtin-data`` and ``--cfg-options``."""
+    if not osp.isfile(args.config):
+        fail(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    try:
+        task_of(cfg)
+    except ValueError as e:
+        fail(str(e))
+    if args.builtin_data:
+        apply_builtin_data(cfg)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(args.config))[0]
+        cfg.work_dir = osp.join('work_dirs', name + ('_builtin' if args.builtin_data else ''))
+    splits = ('train', 'val') if tool.endswith('train.py') else ('test',)
+    try:
+        check_data(cfg, args.config, tool, splits)
+        if tool.endswith('train.py'):
+            check_pretrained(cfg)
+        check_neck_channels(cfg.model)
+    except (DataNotFoundError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    return cfg

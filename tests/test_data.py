@@ -1,0 +1,79 @@
+"""The built-in COCO-format "shapes" data: deterministic, valid COCO, not trivial."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os.path as osp
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from mmbackbones.datasets.shapes import SHAPES_CLASSES, ensure_shapes_coco, render_image
+
+
+def _digest(root: str) -> str:
+    h = hashlib.sha256()
+    for split in ('train', 'val'):
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'rb') as f:
+            h.update(f.read())
+        for i in (0, 7, 42):
+            with open(osp.join(root, split, f'{split}_{i:05d}.jpg'), 'rb') as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def test_generation_is_deterministic(tmp_path, builtin_root) -> None:
+    a = osp.join(builtin_root, 'shapes_coco')
+    b = ensure_shapes_coco(str(tmp_path / 'again'), verbose=False)
+    assert _digest(a) == _digest(b)
+    img1, objs1 = render_image(123)
+    img2, objs2 = render_image(123)
+    assert np.array_equal(img1, img2)
+    assert [o['category_id'] for o in objs1] == [o['category_id'] for o in objs2]
+    assert not np.array_equal(render_image(124)[0], img1)
+
+
+def test_annotations_are_valid_coco(builtin_root) -> None:
+    root = osp.join(builtin_root, 'shapes_coco')
+    with open(osp.join(root, 'annotations', 'instances_val.json')) as f:
+        coco = json.load(f)
+    assert [c['name'] for c in coco['categories']] == list(SHAPES_CLASSES)
+    images = {im['id']: im for im in coco['images']}
+    per_image: dict[int, int] = {}
+    areas = []
+    for ann in coco['annotations']:
+        im = images[ann['image_id']]
+        x, y, w, h = ann['bbox']
+        assert 0 <= x and 0 <= y and x + w <= im['width'] and y + h <= im['height']
+        m = mask_utils.decode(
+            dict(ann['segmentation'], counts=ann['segmentation']['counts'].encode())
+        )
+        assert m.shape == (im['height'], im['width'])
+        assert m.sum() == ann['area'] > 0
+        ys, xs = np.nonzero(m)  # the box is tight around the visible mask
+        assert (xs.min(), ys.min(), xs.max() + 1 - x, ys.max() + 1 - y) == (x, y, w, h)
+        per_image[ann['image_id']] = per_image.get(ann['image_id'], 0) + 1
+        areas.append(ann['area'])
+    assert len(per_image) == len(images)  # every image has objects
+    assert max(per_image.values()) >= 5 and min(per_image.values()) <= 3
+    assert min(areas) < 400 and max(areas) > 4000  # varied scale
+    counts = np.bincount([a['category_id'] for a in coco['annotations']])
+    assert (counts[1:] > 20).all()  # every class well represented
+
+
+def test_objects_overlap_sometimes(builtin_root) -> None:
+    with open(osp.join(builtin_root, 'shapes_coco', 'annotations', 'instances_train.json')) as f:
+        coco = json.load(f)
+    boxes: dict[int, list] = {}
+    for a in coco['annotations']:
+        boxes.setdefault(a['image_id'], []).append(a['bbox'])
+    overlapping = 0
+    for bb in boxes.values():
+        b = np.array(bb)
+        for i in range(len(b)):
+            for j in range(i + 1, len(b)):
+                ix = min(b[i, 0] + b[i, 2], b[j, 0] + b[j, 2]) - max(b[i, 0], b[j, 0])
+                iy = min(b[i, 1] + b[i, 3], b[j, 1] + b[j, 3]) - max(b[i, 1], b[j, 1])
+                overlapping += ix > 0 and iy > 0
+    assert overlapping > 50

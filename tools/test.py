@@ -1,0 +1,57 @@
+"""Evaluate a checkpoint with an mmdet or mmseg config (chosen by its ``default_scope``).
+
+python tools/test.py CONFIG CHECKPOINT [--builtin-data] [--out results.pkl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
+from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
+from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    cfg = load_config(args, 'tools/test.py')
+    try:
+        check_checkpoint_file(args.checkpoint)
+    except ValueError as e:
+        fail(str(e))
+    cfg.load_from = args.checkpoint
+    if args.out:
+        cfg.test_evaluator = (
+            [cfg.test_evaluator]
+            if isinstance(cfg.test_evaluator, dict)
+            else list(cfg.test_evaluator)
+        )
+        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

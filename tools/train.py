@@ -1,0 +1,83 @@
+"""Train an mmdet or mmseg config (chosen by its ``default_scope``).
+
+python tools/train.py configs/rexnet_fasterrcnn_fpn.py                # COCO in data/coco
+python tools/train.py configs/rexnet_fasterrcnn_fpn.py --builtin-data # built-in data, CPU
+python tools/train.py CONFIG --resume            # continue from work_dir's last checkpoint
+python tools/train.py CONFIG --resume ckpt.pth   # continue from that checkpoint
+torchrun --nproc_per_node=8 tools/train.py CONFIG --launcher pytorch  # or dist_train.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
+from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
+from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume from CHECKPOINT, or (no value) from the latest ' 'checkpoint in the work dir',
+    )
+    parser.add_argument('--amp', action='store_true', help='mixed precision (GPU)')
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def _resolve_resume(cfg, resume: str) -> None:
+    if resume == 'auto':
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if not osp.isfile(last):
+            print(
+                f'[mmbackbones] --resume: no checkpoint in {cfg.work_dir} yet; '
+                'starting from scratch',
+                flush=True,
+            )
+            cfg.resume, cfg.load_from = True, None
+            return
+        with open(last) as f:
+            resume = f.read().strip()
+    try:
+        check_checkpoint_file(resume, 'resume checkpoint')
+    except ValueError as e:
+        fail(
+            f'{e}. Pass --resume PATH with a valid checkpoint, or drop --resume to start '
+            'afresh.'
+        )
+    cfg.resume, cfg.load_from = True, resume
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args, 'tools/train.py')
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.resume:
+        _resolve_resume(cfg, args.resume)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
