@@ -28,6 +28,9 @@ FAST = [
     'val_dataloader.persistent_workers=False',
     'test_dataloader.num_workers=0',
     'test_dataloader.persistent_workers=False',
+    # evaluate on the first 8 validation images only
+    'val_dataloader.dataset.indices=8',
+    'test_dataloader.dataset.indices=8',
 ]
 
 
@@ -111,6 +114,7 @@ def test_short_train_then_evaluate(tmp_path, builtin_root) -> None:
             '--cfg-options',
             'test_dataloader.num_workers=0',
             'test_dataloader.persistent_workers=False',
+            'test_dataloader.dataset.indices=8',
         ],
         cwd=str(tmp_path),
         env={'MMBACKBONES_DATA_ROOT': builtin_root},

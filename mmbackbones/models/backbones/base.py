@@ -232,6 +232,23 @@ class BaseBackbone(BaseModule):
         pos = {spec_idx: k for k, spec_idx in enumerate(keep)}
         self._tap_layers = frozenset(pos[i] for i in selected)
         self._freeze_stages()
+        self._register_load_state_dict_pre_hook(self._remap_expansion_keys)
+
+    def _remap_expansion_keys(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        """Load weights across ``feature_location`` layouts: the split expansion conv is
+        ``layers.bN_expand.*`` with ``'expansion'`` and ``layers.bN.expand.*`` without, so
+        one converted ImageNet file serves both."""
+        names = {n for n, _ in self.layers.named_children()}
+        head = prefix + 'layers.'
+        for key in [k for k in state_dict if k.startswith(head)]:
+            name, _, sub = key[len(head) :].partition('.')
+            if f'{name}_expand' in names and sub.startswith('expand.'):
+                new = f'{head}{name}_expand.{sub[len("expand.") :]}'
+            elif name.endswith('_expand') and name not in names and name[:-7] in names:
+                new = f'{head}{name[:-7]}.expand.{sub}'
+            else:
+                continue
+            state_dict[new] = state_dict.pop(key)
 
     def _describe_taps(self) -> str:
         return ', '.join(

@@ -268,6 +268,7 @@ class EfficientNet(BaseBackbone):
                 kernel_size=cfg.kernel_size,
                 stride=stride,
                 dilation=dilation,
+                nominal_stride=cfg.stride,  # dilation never adds a residual
                 with_expand=cfg.mid_channels != cfg.in_channels,
                 norm_cfg=self.norm_cfg,
                 expand_act_cfg=self.act_cfg,

@@ -1,0 +1,80 @@
+"""Checkpoint converters: ImageNet weights from timm, torchvision, clovaai/rexnet and pycls
+into mmbackbones backbones (``tools/convert_weights.py`` is the command line).
+
+Example:
+    >>> from mmbackbones.convert import SOURCES, convert_file, resolve
+    >>> req = resolve(SOURCES['timm'], 'ReXNet', '1.0')          # doctest: +SKIP
+    >>> convert_file('rexnet_100.pth', 'checkpoints/rexnet_1.0_imagenet.pth', req,
+    ...              others=list(SOURCES.values()))              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from . import clovaai, pycls, timm, torchvision
+from .core import (
+    BGR_PYCLS,
+    FAMILIES,
+    RGB_IMAGENET,
+    ConversionError,
+    ConvertResult,
+    Drop,
+    Input,
+    Preset,
+    Request,
+    Source,
+    convert_file,
+    convert_state_dict,
+    diagnose,
+    format_config,
+    read_state_dict,
+    resolve,
+    unwrap_state_dict,
+)
+
+#: ``--source`` name -> :class:`Source`.
+SOURCES: dict[str, Source] = {
+    s.name: s for s in (timm.SOURCE, torchvision.SOURCE, clovaai.SOURCE, pycls.SOURCE)
+}
+
+
+def convert(
+    state_dict: dict,
+    source: str,
+    backbone: str | None = None,
+    arch: str | dict | None = None,
+    *,
+    model: str | None = None,
+    rgb: bool = False,
+    **kwargs,
+) -> ConvertResult:
+    """Convert an (unwrapped) source state dict; ``kwargs`` are further backbone arguments.
+
+    A one-call wrapper of :func:`resolve` + :func:`convert_state_dict`.
+    """
+    if source not in SOURCES:
+        raise ConversionError(f'unknown source {source!r}; valid: {list(SOURCES)}')
+    req = resolve(SOURCES[source], backbone, arch, kwargs, model)
+    return convert_state_dict(state_dict, req, rgb=rgb, others=list(SOURCES.values()))
+
+
+__all__ = [
+    'BGR_PYCLS',
+    'FAMILIES',
+    'RGB_IMAGENET',
+    'SOURCES',
+    'ConversionError',
+    'ConvertResult',
+    'Drop',
+    'Input',
+    'Preset',
+    'Request',
+    'Source',
+    'convert',
+    'convert_file',
+    'convert_state_dict',
+    'diagnose',
+    'format_config',
+    'read_state_dict',
+    'resolve',
+    'unwrap_state_dict',
+]

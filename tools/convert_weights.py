@@ -1,0 +1,136 @@
+"""Convert ImageNet weights from timm, torchvision, clovaai/rexnet or pycls into a backbone
+checkpoint for ``init_cfg=dict(type='Pretrained', checkpoint=DST)``.
+
+python tools/convert_weights.py SRC DST --source timm --backbone ReXNet --arch 1.0
+python tools/convert_weights.py SRC DST --source timm --model efficientnet_b0
+python tools/convert_weights.py SRC DST --source torchvision --model regnet_y_400mf
+python tools/convert_weights.py SRC DST --source clovaai --backbone ReXNet --arch lite-1.0
+python tools/convert_weights.py SRC DST --source pycls --backbone RegNet --arch regnetx_3.2gf --rgb
+
+SRC is read safely (safetensors, or torch.load(weights_only=True)); a pickle that needs code
+is refused. Every source tensor is mapped or dropped with a reason (the classifier); anything
+unmapped, missing or of the wrong shape is an error that says which published model the file
+probably is. DST holds {'state_dict': <our keys, every layer>, 'meta': <source, backbone
+config, BatchNorm eps, colour order / mean / std the weights expect>}. Bad input prints one
+line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os.path as osp
+import sys
+
+SOURCES = ('timm', 'torchvision', 'clovaai', 'pycls')
+FAMILIES = ('ReXNet', 'MobileNetV3', 'EfficientNet', 'RegNet', 'ResNeXt', 'AnyNet')
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2 (argparse's code)
+        print(f'error: {message} (see --help)', file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('src', help='source weight file (.pth / .pt / .pyth / .bin / .safetensors)')
+    p.add_argument('dst', help='converted checkpoint to write (.pth)')
+    p.add_argument('--source', required=True, choices=SOURCES, help='where SRC comes from')
+    p.add_argument('--backbone', choices=FAMILIES, help='our backbone class')
+    p.add_argument(
+        '--arch', help='our preset name (e.g. 1.0, large, b0, regnetx_3.2gf, 50_32x4d) or a dict'
+    )
+    p.add_argument(
+        '--model',
+        help="the source's model name (e.g. rexnet_100, efficientnet_b0, regnet_y_400mf, "
+        'RegNetX-3.2GF); sets --backbone/--arch/--backbone-args, required for timm '
+        'EfficientNet and MobileNetV3 (tf_* ports are refused)',
+    )
+    p.add_argument(
+        '--backbone-args',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='further backbone arguments, e.g. widen_factor=0.75 feature_location=expansion',
+    )
+    p.add_argument('--rgb', action='store_true', help='fold a BGR stem conv (pycls) to RGB input')
+    p.add_argument(
+        '--key',
+        help='the checkpoint entry holding the weights (default: state_dict, '
+        'model_state, model or the top level), e.g. state_dict_ema',
+    )
+    return p.parse_args(argv)
+
+
+def _backbone_args(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key.isidentifier():
+            raise ValueError(f'--backbone-args: expected KEY=VALUE, got {item!r}')
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def fail(msg: str) -> None:
+    print(f'error: {" ".join(str(msg).split())}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        kwargs = _backbone_args(args.backbone_args)
+    except ValueError as e:
+        fail(str(e))
+    if not osp.isfile(args.src):
+        fail(f'SRC {args.src!r} does not exist')
+
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from mmbackbones.convert import SOURCES as REGISTRY
+    from mmbackbones.convert import ConversionError, convert_file, format_config, resolve
+
+    try:
+        req = resolve(REGISTRY[args.source], args.backbone, args.arch, kwargs, args.model)
+        res = convert_file(
+            args.src,
+            args.dst,
+            req,
+            rgb=args.rgb,
+            key=args.key,
+            others=list(REGISTRY.values()),
+        )
+    except (ConversionError, OSError) as e:
+        fail(str(e))
+    meta = res.meta
+    log = print
+    log(
+        f'[convert] {args.src} ({meta["src_state_dict"]}, {len(res.state_dict) + len(res.dropped)}'
+        f' tensors) -> {len(res.state_dict)} tensors of {res.backbone["type"]}'
+        f'(arch={req.arch!r}); strict load OK'
+    )
+    for key, shape, reason in res.dropped:
+        log(f'[convert] dropped {key} {tuple(shape)}: {reason}')
+    for note in res.notes:
+        log(f'[convert] note: {note}')
+    inp = meta['input']
+    log(
+        f'[convert] the weights expect {inp["color_order"]} input, '
+        f'mean {inp["mean"]}, std {inp["std"]}'
+    )
+    log(f'[convert] wrote {args.dst}')
+    log(f'[convert] backbone: {format_config(res.backbone, args.dst)}')
+    dp = meta['data_preprocessor']
+    log(
+        f'[convert] data_preprocessor: mean={dp["mean"]}, std={dp["std"]}, '
+        f'bgr_to_rgb={dp["bgr_to_rgb"]}'
+    )
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
