@@ -1,0 +1,168 @@
+"""Brief training of sampled models (the sweep's inner loop), local pool or Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import load_data
+
+DEFAULT_CFG = dict(
+    iters=200, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, seed=0,
+    data_root='data/cifar10', n_train=5000, n_test=1000, device='cpu', threads=1,
+)  # fmt: skip
+
+_DATA_CACHE: dict[tuple, tuple] = {}
+
+
+def _data(cfg: dict) -> tuple:
+    key = (cfg['data_root'], cfg['n_train'], cfg['n_test'])
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_data(cfg['data_root'], cfg['n_train'], cfg['n_test'])
+    return _DATA_CACHE[key]
+
+
+def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one sampled model for ``cfg['iters']`` SGD steps (cosine lr, no augmentation)
+    and return the record with ``error`` (top-1 %, test split), ``dataset``, ``iters``,
+    ``train_time_s``."""
+    import torch
+    import torch.nn.functional as F
+
+    from .sampling import build_classifier
+
+    cfg = {**DEFAULT_CFG, **(cfg or {})}
+    torch.set_num_threads(int(cfg['threads']))
+    name, xtr, ytr, xte, yte = _data(cfg)
+    dev = torch.device(cfg['device'])
+    torch.manual_seed(cfg['seed'])
+    rng = np.random.default_rng(cfg['seed'])
+    model = build_classifier(record).to(dev)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg['lr'],
+        momentum=cfg['momentum'],
+        weight_decay=cfg['weight_decay'],
+        nesterov=True,
+    )
+    iters = int(cfg['iters'])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
+    xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    t0 = time.time()
+    model.train()
+    for _ in range(iters):
+        j = torch.from_numpy(rng.integers(0, len(xtr), cfg['batch_size']))
+        x, y = xtr_t[j].to(dev), ytr_t[j].to(dev)
+        if rng.random() < 0.5:  # horizontal flip
+            x = x.flip(3)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    wrong = 0
+    with torch.no_grad():
+        for i in range(0, len(xte), 500):
+            x = torch.from_numpy(xte[i : i + 500]).to(dev)
+            pred = model(x).argmax(1).cpu().numpy()
+            wrong += int((pred != yte[i : i + 500]).sum())
+    err = 100.0 * wrong / len(xte)
+    if not np.isfinite(loss.item()):
+        err = 100.0 * (1 - 1 / 10)  # diverged: chance error
+    return {
+        **record,
+        'error': err,
+        'dataset': name,
+        'iters': iters,
+        'train_time_s': round(time.time() - t0, 3),
+    }
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def run_sweep(
+    records: Iterable[dict[str, Any]],
+    out: str | Path,
+    cfg: dict[str, Any] | None = None,
+    workers: int = 1,
+    launcher: str = 'local',
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train every record not already in ``out`` (matched by ``id``), appending results
+    to ``out`` as they finish (so an interrupted sweep resumes). Returns all results."""
+    from tqdm import tqdm
+
+    cfg = {**DEFAULT_CFG, **(cfg or {})}
+    out = Path(out)
+    done = read_jsonl(out)
+    have = {r['id'] for r in done}
+    todo = [r for r in records if r['id'] not in have]
+    log(
+        f'{len(done)} already trained in {out}, {len(todo)} to train '
+        f'({launcher}, {workers} workers)'
+    )
+    dataset = _data(cfg)[0] if launcher == 'local' and workers <= 1 else None
+    if dataset is None:
+        from .data import _load_cifar
+
+        dataset = 'cifar10' if _load_cifar(Path(cfg['data_root'])) is not None else 'generated'
+    if dataset == 'generated':
+        log(
+            f'CIFAR-10 not found under {cfg["data_root"]}: training on the built-in generated '
+            f'set ({cfg["n_train"]} train / {cfg["n_test"]} test 32x32 images, 10 classes)'
+        )
+    else:
+        log(f'training on CIFAR-10 from {cfg["data_root"]}')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(todo), disable=not progress, desc='train', unit='model')
+    results = list(done)
+    with out.open('a') as fh:
+
+        def emit(r: dict) -> None:
+            fh.write(json.dumps(r) + '\n')
+            fh.flush()
+            results.append(r)
+            bar.update(1)
+            bar.set_postfix(error=f'{r["error"]:.1f}')
+
+        if launcher == 'ray':
+            import ray
+
+            started = not ray.is_initialized()
+            if started:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            try:
+                fn = ray.remote(num_cpus=1)(train_record)
+                pending = [fn.remote(r, cfg) for r in todo]
+                while pending:
+                    ready, pending = ray.wait(pending, num_returns=1)
+                    emit(ray.get(ready[0]))
+            finally:
+                if started:
+                    ray.shutdown()
+        elif launcher == 'local' and workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
+                for f in as_completed([ex.submit(train_record, r, cfg) for r in todo]):
+                    emit(f.result())
+        elif launcher == 'local':
+            for r in todo:
+                emit(train_record(r, cfg))
+        else:
+            raise ValueError(f"launcher must be 'local' or 'ray', got {launcher!r}")
+    bar.close()
+    return results
