@@ -12,11 +12,36 @@ which always uses ``weights_only=True`` (or safetensors).
 from __future__ import annotations
 
 import os.path as osp
+import pickle
 import zipfile
 from typing import Any
 
 import numpy as np
 import torch
+
+
+def _history_buffer_statistic(obj: Any, name: str) -> Any:
+    """A restricted stand-in for the ``getattr`` global in mmengine checkpoints.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'min')``. Allow-listing the builtin ``getattr`` would let a
+    file fetch any attribute of anything; this resolves only ``HistoryBuffer``'s
+    statistics methods and refuses everything else.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if (
+        obj is HistoryBuffer
+        and isinstance(name, str)
+        and (
+            name in HistoryBuffer._statistics_methods or name in ('min', 'max', 'current', 'mean')
+        )
+    ):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) in a checkpoint: only HistoryBuffer statistics '
+        'methods are allowed'
+    )
 
 
 def mmengine_safe_globals() -> list[Any]:
@@ -33,6 +58,8 @@ def mmengine_safe_globals() -> list[Any]:
         multiarray.scalar,
         np.ndarray,
         np.dtype,
+        # HistoryBuffer pickles getattr(HistoryBuffer, "min"): a restricted stand-in
+        (_history_buffer_statistic, 'builtins.getattr'),
     ]
     # numpy >= 1.25 pickles dtypes as instances of per-type classes (np.dtypes.Float64DType)
     dtypes = getattr(np, 'dtypes', None)

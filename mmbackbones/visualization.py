@@ -12,16 +12,23 @@ import numpy as np
 
 def read_scalars(work_dir: str) -> list[dict]:
     """All records of every run's ``vis_data/scalars.json`` in ``work_dir`` (resumed runs
-    included), ordered by step; later runs win for duplicate steps."""
+    included), ordered by step; later runs win for duplicate steps.
+
+    Iteration-based validation records carry ``step`` 0 in mmengine's logs, so each one
+    gets the step of the training record logged just before it.
+    """
     by_key: dict[tuple, dict] = {}
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        last_train_step = 0
         with open(path) as f:
             for line in f:
                 rec = json.loads(line)
-                kind = (
-                    'val' if any(k.startswith(('coco/', 'mIoU', 'aAcc')) for k in rec) else 'train'
-                )
-                by_key[(kind, rec.get('step', rec.get('iter', 0)))] = rec
+                if 'loss' in rec:
+                    last_train_step = rec.get('step', last_train_step)
+                    by_key[('train', last_train_step)] = rec
+                elif any(k.startswith(('coco/', 'mIoU', 'aAcc')) for k in rec):
+                    rec['step'] = last_train_step
+                    by_key[('val', last_train_step)] = rec
     return [by_key[k] for k in sorted(by_key, key=lambda k: (k[1], k[0]))]
 
 

@@ -186,3 +186,34 @@ def test_resume_from_bad_checkpoint_is_a_clear_error(tmp_path, builtin_root, kin
     assert 'Traceback' not in res.stderr
     assert str(path) in res.stderr
     assert ('does not exist' if kind == 'missing' else 'not a PyTorch checkpoint') in res.stderr
+
+
+def test_get_flops_backbone_matches_reference_and_paper(tmp_path) -> None:
+    timm = pytest.importorskip('timm')
+    res = run_tool(
+        [
+            osp.join(REPO, 'tools', 'get_flops.py'),
+            '--backbone',
+            'ReXNet',
+            '--arch',
+            '1.0',
+            '--classifier',
+            '--shape',
+            '224',
+            '224',
+        ],
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    params = int(re.search(r'params: ([\d,]+)', res.stdout).group(1).replace(',', ''))
+    flops = int(re.search(r'FLOPs:  ([\d,]+)', res.stdout).group(1).replace(',', ''))
+    ref = timm.create_model('rexnet_100', pretrained=False)
+    assert params == sum(p.numel() for p in ref.parameters())
+    assert abs(flops - 0.40e9) <= 0.005e9  # ReXNet paper: 0.40B multiply-adds
+    bad = run_tool(
+        [osp.join(REPO, 'tools', 'get_flops.py'), '--backbone', 'ReXNet', '--arch', 'x9'],
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "unknown arch 'x9'" in bad.stderr

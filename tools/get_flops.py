@@ -8,8 +8,9 @@
 Counting convention (mmbackbones.complexity): FLOPs are multiply-adds of convolutions and
 linear layers, SE's 1x1 convs included; BatchNorm, activations (h-swish, sigmoid), pooling
 and SE's channel multiplication count as zero; activations are conv/linear output
-elements. For a detector the tensor-mode forward is counted (backbone, neck and dense
-heads; RoI heads and post-processing are not, as in mmdet's get_flops).
+elements. For a detector the tensor-mode forward is counted: backbone, neck, dense heads and, for
+two-stage detectors, the RoI heads on the RPN's test-time proposals (1000 per image with
+mmdet's defaults); post-processing is not counted.
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ class _TensorForward(nn.Module):
     def forward(self, x: torch.Tensor):
         if self.backbone_only:
             return self.model.backbone(x)
-        return self.model._forward(x)
+        samples = None
+        if hasattr(self.model, 'roi_head'):  # two-stage: the RPN needs image metadata
+            from mmdet.structures import DetDataSample
+
+            h, w = x.shape[-2:]
+            meta = dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+            )
+            samples = [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
+        return self.model._forward(x, samples)
 
 
 def build_from_config(path: str, backbone_only: bool) -> nn.Module:

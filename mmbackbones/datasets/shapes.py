@@ -2,7 +2,7 @@
 
 Generated deterministically on first use (never committed). Each image has 2-6 objects of
 four classes (circle, square, triangle, star) in random colours, with random rotation,
-log-uniform scale (14-110 px on 256x256 images), limited overlap with the visible masks
+log-uniform scale (about 12-80 px on 192x192 images), limited overlap with the visible masks
 kept exact, on a noisy gradient background with distractor lines. Boxes are tight around
 the *visible* mask; masks are COCO RLE. It is small enough to train a detector on a CPU in
 minutes and hard enough that AP is well below 1.0.
@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES_CLASSES = ('circle', 'square', 'triangle', 'star')
-SHAPES_VERSION = 1  # bump when the generator changes; stale data is regenerated
+SHAPES_VERSION = 2  # bump when the generator changes; stale data is regenerated
 SPLITS = {'train': (600, 0), 'val': (80, 100_000)}  # (images, seed offset)
-IMAGE_SIZE = 256
+IMAGE_SIZE = 192
 
 
 def _polygon(cls: str, cx: float, cy: float, r: float, angle: float) -> list[tuple]:
@@ -70,7 +70,7 @@ def render_image(seed: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, list[di
     for _ in range(rng.integers(2, 7)):
         cls_idx = int(rng.integers(len(SHAPES_CLASSES)))
         for _try in range(20):
-            r = float(np.exp(rng.uniform(np.log(7), np.log(55))))
+            r = float(np.exp(rng.uniform(np.log(6), np.log(40))))
             cx, cy = rng.uniform(r * 0.6, size - r * 0.6, 2)
             pts = _polygon(SHAPES_CLASSES[cls_idx], cx, cy, r, rng.uniform(0, 2 * math.pi))
             m_img = Image.new('L', (size, size), 0)
