@@ -77,7 +77,10 @@ def main() -> None:
     pred_png = plot_detections(
         dumped, ckpt, val_imgs[:8], osp.join(args.work_dir, 'predictions.png')
     )
-    loss_png = plot_loss_curve(args.work_dir, osp.join(args.work_dir, 'loss_curve.png'))
+    try:
+        loss_png = plot_loss_curve(args.work_dir, osp.join(args.work_dir, 'loss_curve.png'))
+    except ValueError as e:  # a run shorter than the logging interval
+        loss_png = f'(not written: {e})'
     print('\n== demo summary ==')
     print(f'config:        {args.config} (built-in data, CPU, {os.cpu_count()} cores)')
     print(f'checkpoint:    {ckpt}')

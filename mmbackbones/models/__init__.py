@@ -8,3 +8,13 @@ from .backbones import __all__ as _backbones
 from .classifier import ImageClassifier
 
 __all__ = [*_backbones, 'ImageClassifier']
+
+
+def __getattr__(name: str):
+    # the heads subclass mmseg's BaseDecodeHead: imported on first use only, so that the
+    # backbones never pay for (or need) mmseg; configs import 'mmbackbones.models.heads'
+    if name == 'AdaptiveLRASPPHead':
+        from .heads import AdaptiveLRASPPHead
+
+        return AdaptiveLRASPPHead
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
