@@ -19,6 +19,8 @@ PRESETS = [
     for arch in cls.arch_settings
 ]
 # one representative per family for the heavier contract tests
+# families whose blocks have an expansion conv (feature_location='expansion')
+EXPANSION_FAMILIES = ('ReXNet', 'MobileNetV3', 'EfficientNet')
 REPRESENTATIVES = [
     ('ReXNet', '1.0'),
     ('ReXNet', 'lite-1.0'),
@@ -149,7 +151,12 @@ def test_with_cp_matches_plain(name: str, arch: str) -> None:
     # BN in train mode; same input -> same outputs and gradients
     x = torch.rand(2, 3, 64, 64, requires_grad=True)
     x2 = x.detach().clone().requires_grad_(True)
-    out_a, out_b = plain(x), cp(x2)
+    # same seed: stochastic depth (EfficientNet) draws the same masks, and checkpointing
+    # must replay them when it recomputes
+    torch.manual_seed(1)
+    out_a = plain(x)
+    torch.manual_seed(1)
+    out_b = cp(x2)
     for a, b in zip(out_a, out_b):
         torch.testing.assert_close(a, b)
     sum(o.sum() for o in out_a).backward()
@@ -222,6 +229,8 @@ def test_output_stride_keeps_the_blocks(name: str, arch: str, output_stride: int
     assert [getattr(b, 'shortcut', None) for b in m.layers] == [
         getattr(b, 'shortcut', None) for b in ref.layers
     ]
+    if name not in EXPANSION_FAMILIES:
+        return
     exp = build(
         name, arch, out_indices=(3, 4), output_stride=output_stride, feature_location='expansion'
     )

@@ -528,7 +528,11 @@ def test_cli_and_pretrained_init(rexnet_sd, tmp_path) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.backbone = MODELS.build(
-                dict(type='ReXNet', arch='1.0', init_cfg=dict(type='Pretrained', checkpoint=dst))
+                dict(
+                    type='mmbackbones.ReXNet',
+                    arch='1.0',
+                    init_cfg=dict(type='Pretrained', checkpoint=dst),
+                )
             )
 
     det = Detector()

@@ -418,8 +418,9 @@ def test_missing_cityscapes_fails_at_once_with_layout_and_builtin_hint(tmp_path)
 
 
 def test_short_train_then_evaluate_on_builtin_data(tmp_path, seg_root) -> None:
+    """2 iterations and a validation (mIoU and the per-class table) on the built-in data;
+    tools/test.py on mmseg configs is exercised by the slow learning test."""
     wd = str(tmp_path / 'wd')
-    env = {'MMBACKBONES_DATA_ROOT': seg_root}
     res = run_tool(
         [
             TRAIN,
@@ -428,49 +429,33 @@ def test_short_train_then_evaluate_on_builtin_data(tmp_path, seg_root) -> None:
             '--work-dir',
             wd,
             '--cfg-options',
-            'train_cfg.max_iters=3',
-            'train_cfg.val_interval=3',
-            'default_hooks.checkpoint.interval=3',
+            'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2',
+            'default_hooks.checkpoint.interval=2',
             'default_hooks.logger.interval=1',
             'train_dataloader.batch_size=2',
-            'val_dataloader.dataset.indices=6',  # 6 of the 48 validation images
+            'val_dataloader.dataset.indices=4',  # 4 of the 48 validation images
             *NO_WORKERS,
         ],
         cwd=str(tmp_path),
-        env=env,
+        env={'MMBACKBONES_DATA_ROOT': seg_root},
         timeout=300,
     )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert 'Iter(train) [3/3]' in out
-    assert re.search(r'mIoU: \d+\.\d+', out)  # validation ran with mmseg's IoUMetric
+    assert 'Iter(train) [2/2]' in out
+    assert re.search(r'Iter\(val\).*mIoU: \d+\.\d+', out)  # mmseg's IoUMetric
     assert re.search(r'\|\s+road\s+\|', out)  # the per-class table, Cityscapes names
-    ckpt = osp.join(wd, 'iter_3.pth')
-    assert osp.isfile(ckpt)
-    res = run_tool(
-        [
-            TEST,
-            LARGE,
-            ckpt,
-            '--builtin-data',
-            '--work-dir',
-            str(tmp_path / 't'),
-            '--cfg-options',
-            'test_dataloader.dataset.indices=4',
-            *NO_WORKERS,
-        ],
-        cwd=str(tmp_path),
-        env=env,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert re.search(r'mIoU: \d+\.\d+', res.stdout + res.stderr)
+    assert osp.isfile(osp.join(wd, 'iter_2.pth'))
 
 
 @pytest.mark.slow
 def test_mobilenetv3_large_lraspp_learns_builtin_data(tmp_path, seg_root) -> None:
     """The full built-in schedule (BUILTIN_SCHEDULES['segmentation']) reaches mIoU >= 0.5
-    on the built-in validation split (measured: 57.3 after 1000 iterations)."""
+    on the built-in validation split (measured 57.3 and 58.7 in two runs; the seed is
+    random), and tools/test.py on the final checkpoint reports the same mIoU."""
+    from mmbackbones.datasets import BUILTIN_SCHEDULES
+
     # the caller's OMP_NUM_THREADS wins (run_tool forces 2): on a machine shared with other
     # jobs one thread is several times faster than two oversubscribed ones
     env = dict(os.environ, PYTHONPATH=REPO, MMBACKBONES_DATA_ROOT=seg_root)
@@ -489,3 +474,17 @@ def test_mobilenetv3_large_lraspp_learns_builtin_data(tmp_path, seg_root) -> Non
     mious = [float(m) for m in re.findall(r'Iter\(val\).*?mIoU: (\d+\.\d+)', out)]
     print(f'mIoU (%) at each validation: {mious}; {time.time() - t0:.0f} s')
     assert mious and mious[-1] >= 50.0, mious  # mmseg reports percent
+    # tools/test.py on the final checkpoint reproduces the last validation exactly
+    ckpt = osp.join(tmp_path, 'wd', f'iter_{BUILTIN_SCHEDULES["segmentation"]["max_iters"]}.pth')
+    res = subprocess.run(
+        [sys.executable, TEST, LARGE, ckpt, '--builtin-data', '--work-dir', str(tmp_path / 't')],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    tested = [float(m) for m in re.findall(r'Iter\(test\).*?mIoU: (\d+\.\d+)', out)]
+    assert tested == mious[-1:], out[-2000:]

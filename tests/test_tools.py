@@ -95,6 +95,7 @@ def test_short_train_then_evaluate(tmp_path, builtin_root) -> None:
             'train_cfg.max_iters=4',
             'train_cfg.val_interval=4',
             'default_hooks.checkpoint.interval=4',
+            'default_hooks.logger.interval=1',
         ],
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
