@@ -76,7 +76,7 @@ def plot_detections(
     checkpoint: str,
     images: Sequence[str],
     out_file: str,
-    score_thr: float = 0.3,
+    score_thr: float = 0.5,
     cols: int = 4,
 ) -> str:
     """Run a detector on ``images`` and draw its boxes (score >= ``score_thr``) in a grid."""

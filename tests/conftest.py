@@ -27,7 +27,7 @@ def run_tool(
     args: list[str], cwd: str, env: dict | None = None, timeout: int = 900, **kw
 ) -> subprocess.CompletedProcess:
     """Run ``python tools/...`` from the repo as a user would, capturing output."""
-    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2', **(env or {}))
+    full_env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '2', **(env or {})}
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,

@@ -1,6 +1,8 @@
-"""Importing this package registers every backbone and head under scope ``mmbackbones``.
+"""Importing this package registers every backbone under scope ``mmbackbones``.
 
-Configs load it with ``custom_imports = dict(imports=['mmbackbones.models'])``.
+Configs load it with ``custom_imports = dict(imports=['mmbackbones.models'])``. The heads
+subclass their host's classes (mmseg's ``BaseDecodeHead``, mmdet's ``SSDHead``), so configs
+that use them also import ``'mmbackbones.models.heads'`` (or ``...heads.ssd_head``).
 """
 
 from .backbones import *  # noqa: F401,F403
