@@ -156,6 +156,47 @@ def _drop_pretrained(model: Any) -> None:
         )
 
 
+def _cpu_schedule(cfg: Config, sched: dict[str, Any], decay: dict[str, Any]) -> Config:
+    """The CPU-sized schedule shared by every task: iteration-based loop, linear warm-up then
+    ``decay``, AdamW with gradient clipping, frequent checkpoints, iteration logging."""
+    cfg.train_cfg = ConfigDict(
+        type='IterBasedTrainLoop', max_iters=sched['max_iters'], val_interval=sched['val_interval']
+    )
+    cfg.param_scheduler = [
+        dict(
+            type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=sched['warmup_iters']
+        ),
+        dict(
+            decay,
+            by_epoch=False,
+            begin=sched['warmup_iters'],
+            end=sched['max_iters'],
+            eta_min=sched['lr'] * 0.01,
+        ),
+    ]
+    # AdamW: from-scratch training on a few hundred images converges far faster than the
+    # papers' SGD recipes, which assume ImageNet-pretrained backbones.
+    cfg.optim_wrapper = ConfigDict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=sched['lr'], weight_decay=sched['weight_decay']),
+        clip_grad=dict(max_norm=10.0, norm_type=2),
+    )
+    cfg.default_hooks.checkpoint = ConfigDict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=sched['checkpoint_interval'],
+        max_keep_ckpts=2,
+        save_last=True,
+    )
+    cfg.default_hooks.logger = ConfigDict(
+        type='LoggerHook', interval=20, log_metric_by_epoch=False
+    )
+    cfg.log_processor = ConfigDict(type='LogProcessor', window_size=20, by_epoch=False)
+    if cfg.get('auto_scale_lr'):
+        cfg.auto_scale_lr.enable = False
+    return cfg
+
+
 def builtin_data_root() -> str:
     """Where built-in data sets are generated: ``$MMBACKBONES_DATA_ROOT`` or
     ``data/builtin`` (relative to the working directory)."""
@@ -203,40 +244,7 @@ def apply_builtin_data(cfg: Config, data_root: str | None = None) -> Config:
     if rcnn and 'sampler' in rcnn:
         rcnn.sampler.num = sched['rcnn_rois']
 
-    cfg.train_cfg = ConfigDict(
-        type='IterBasedTrainLoop', max_iters=sched['max_iters'], val_interval=sched['val_interval']
-    )
-    cfg.param_scheduler = [
-        dict(
-            type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=sched['warmup_iters']
-        ),
-        dict(
-            type='CosineAnnealingLR',
-            by_epoch=False,
-            begin=sched['warmup_iters'],
-            end=sched['max_iters'],
-            eta_min=sched['lr'] * 0.01,
-        ),
-    ]
-    # AdamW: from-scratch training on a few hundred images converges far faster than the
-    # paper's SGD recipe, which assumes ImageNet-pretrained backbones.
-    cfg.optim_wrapper = ConfigDict(
-        type='OptimWrapper',
-        optimizer=dict(type='AdamW', lr=sched['lr'], weight_decay=sched['weight_decay']),
-        clip_grad=dict(max_norm=10.0, norm_type=2),
-    )
-    cfg.default_hooks.checkpoint = ConfigDict(
-        type='CheckpointHook',
-        by_epoch=False,
-        interval=sched['checkpoint_interval'],
-        max_keep_ckpts=2,
-        save_last=True,
-    )
-    cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=20)
-    cfg.log_processor = ConfigDict(type='LogProcessor', window_size=20, by_epoch=False)
-    if cfg.get('auto_scale_lr'):
-        cfg.auto_scale_lr.enable = False
-    return cfg
+    return _cpu_schedule(cfg, sched, dict(type='CosineAnnealingLR'))
 
 
 # --------------------------------------------------------------------- segmentation
@@ -315,38 +323,5 @@ def _apply_builtin_segmentation(cfg: Config, data_root: str) -> Config:
         )
         model.pretrained = None
 
-    cfg.train_cfg = ConfigDict(
-        type='IterBasedTrainLoop', max_iters=sched['max_iters'], val_interval=sched['val_interval']
-    )
-    cfg.param_scheduler = [
-        dict(
-            type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=sched['warmup_iters']
-        ),
-        dict(
-            type='PolyLR',
-            power=0.9,
-            eta_min=sched['lr'] * 0.01,
-            by_epoch=False,
-            begin=sched['warmup_iters'],
-            end=sched['max_iters'],
-        ),
-    ]
-    cfg.optim_wrapper = ConfigDict(
-        type='OptimWrapper',
-        optimizer=dict(type='AdamW', lr=sched['lr'], weight_decay=sched['weight_decay']),
-        clip_grad=dict(max_norm=10.0, norm_type=2),
-    )
-    cfg.default_hooks.checkpoint = ConfigDict(
-        type='CheckpointHook',
-        by_epoch=False,
-        interval=sched['checkpoint_interval'],
-        max_keep_ckpts=2,
-        save_last=True,
-    )
-    cfg.default_hooks.logger = ConfigDict(
-        type='LoggerHook', interval=20, log_metric_by_epoch=False
-    )
-    cfg.log_processor = ConfigDict(type='LogProcessor', window_size=20, by_epoch=False)
-    if cfg.get('auto_scale_lr'):
-        cfg.auto_scale_lr.enable = False
-    return cfg
+    # mmseg's schedule shape: poly decay after the warm-up
+    return _cpu_schedule(cfg, sched, dict(type='PolyLR', power=0.9))
