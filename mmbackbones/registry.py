@@ -6,6 +6,7 @@ resolve to a host's class of the same name (mmdet has ``RegNet``, ``ResNeXt``,
 registries, so the backbones import with neither installed.
 """
 
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -13,4 +14,12 @@ MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmbackbones', locations=['mmbackbones.models']
 )
 
-__all__ = ['MODELS']
+# the CPU DDP wrapper of ``tools/train.py --launcher pytorch`` without CUDA (utils/dist.py)
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    scope='mmbackbones',
+    locations=['mmbackbones.utils.dist'],
+)
+
+__all__ = ['MODELS', 'MODEL_WRAPPERS']

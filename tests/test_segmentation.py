@@ -10,12 +10,11 @@ import os.path as osp
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, train_builtin
 from PIL import Image
 
 from mmbackbones.datasets.cityscapes_synth import (
@@ -40,23 +39,6 @@ NO_WORKERS = [
     for split in ('train', 'val', 'test')
     for key in ('num_workers=0', 'persistent_workers=False')
 ]
-
-
-@pytest.fixture(scope='session')
-def seg_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A built-in data root holding the Cityscapes-format set (``MMBACKBONES_DATA_ROOT``).
-
-    Kept in pytest's cache directory between sessions (the generator's VERSION stamp
-    decides when it is regenerated; test_generator_is_deterministic catches a forgotten
-    bump), or in a temporary directory when the cache plugin is off.
-    """
-    cache = getattr(request.config, 'cache', None)
-    if cache is not None:
-        root = str(cache.mkdir('mmbackbones_builtin'))
-    else:
-        root = str(tmp_path_factory.mktemp('builtin_seg'))
-    ensure_cityscapes_synth(osp.join(root, 'cityscapes_synth'), verbose=False)
-    return root
 
 
 def _files(root: str, split: str) -> tuple[list[str], list[str]]:
@@ -456,26 +438,14 @@ def test_mobilenetv3_large_lraspp_learns_builtin_data(tmp_path, seg_root) -> Non
     random), and tools/test.py on the final checkpoint reports the same mIoU."""
     from mmbackbones.datasets import BUILTIN_SCHEDULES
 
-    # the caller's OMP_NUM_THREADS wins (run_tool forces 2): on a machine shared with other
-    # jobs one thread is several times faster than two oversubscribed ones
-    env = dict(os.environ, PYTHONPATH=REPO, MMBACKBONES_DATA_ROOT=seg_root)
-    env.setdefault('OMP_NUM_THREADS', '2')
-    t0 = time.time()
-    res = subprocess.run(
-        [sys.executable, TRAIN, LARGE, '--builtin-data', '--work-dir', str(tmp_path / 'wd')],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=4 * 3600,
-    )
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-3000:]
+    out = train_builtin(LARGE, str(tmp_path / 'wd'), seg_root)
     mious = [float(m) for m in re.findall(r'Iter\(val\).*?mIoU: (\d+\.\d+)', out)]
-    print(f'mIoU (%) at each validation: {mious}; {time.time() - t0:.0f} s')
+    print(f'mIoU (%) at each validation: {mious}')
     assert mious and mious[-1] >= 50.0, mious  # mmseg reports percent
     # tools/test.py on the final checkpoint reproduces the last validation exactly
     ckpt = osp.join(tmp_path, 'wd', f'iter_{BUILTIN_SCHEDULES["segmentation"]["max_iters"]}.pth')
+    env = dict(os.environ, PYTHONPATH=REPO, MMBACKBONES_DATA_ROOT=seg_root)
+    env.setdefault('OMP_NUM_THREADS', '2')
     res = subprocess.run(
         [sys.executable, TEST, LARGE, ckpt, '--builtin-data', '--work-dir', str(tmp_path / 't')],
         cwd=str(tmp_path),

@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 from mmbackbones.datasets.builtin import apply_builtin_data, task_of
 
 from .checks import DataNotFoundError, check_data, check_neck_channels, check_pretrained
+from .dist import prepare_cpu_distributed
 
 
 def add_common_args(parser: Any) -> None:
@@ -56,6 +57,11 @@ def load_config(args: Any, tool: str) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if args.launcher != 'none':
+        try:
+            prepare_cpu_distributed(cfg)
+        except ValueError as e:
+            fail(str(e))
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
