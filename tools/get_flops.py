@@ -50,21 +50,9 @@ class _TensorForward(nn.Module):
 
 
 def build_from_config(path: str, backbone_only: bool) -> nn.Module:
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmbackbones.deploy.build import build_model_from_config
 
-    import mmbackbones.models  # noqa: F401
-
-    cfg = Config.fromfile(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    cfg.model.get('backbone', {}).pop('init_cfg', None)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model)
-    return _TensorForward(model, backbone_only)
+    return _TensorForward(build_model_from_config(path), backbone_only)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,23 +87,15 @@ def main(argv: list[str] | None = None) -> None:
         model = build_from_config(args.config, args.backbone_only)
         what = f'{args.config}{" (backbone only)" if args.backbone_only else ""}'
     else:
+        from mmbackbones.deploy.build import build_backbone
         from mmbackbones.models import ImageClassifier
-        from mmbackbones.registry import MODELS
 
-        name = args.backbone if '.' in args.backbone else f'mmbackbones.{args.backbone}'
-        if MODELS.get(name) is None:
-            valid = sorted(k for k in MODELS.module_dict)
-            parser.error(f'unknown backbone {args.backbone!r}; valid: {valid}')
-        cfg = dict(type=name)
-        if args.arch:
-            cfg['arch'] = args.arch
         try:
+            # validates the name and arch (clear errors listing the valid ones)
+            model = build_backbone(args.backbone, args.arch, args.out_indices)
             if args.classifier:
+                cfg = dict(type=args.backbone, **({'arch': args.arch} if args.arch else {}))
                 model = ImageClassifier(cfg, num_classes=1000)
-            else:
-                if args.out_indices:
-                    cfg['out_indices'] = tuple(args.out_indices)
-                model = MODELS.build(cfg)
         except ValueError as e:
             parser.error(str(e))
         what = f'{args.backbone}({args.arch or "default"})' + (

@@ -1,0 +1,159 @@
+"""Building the thing to export or measure: one of our backbones by name, or the model of
+an mmdet/mmseg config (the config-loading logic shared by the tools).
+
+No weights are loaded and ``init_weights`` is not called (a ``Pretrained`` ``init_cfg`` of
+the backbone is dropped): models have PyTorch's default random initialisation. Tools
+that need trained weights load them explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+#: What :func:`build_backbone_or_config` builds from a config.
+CONFIG_PARTS = ('backbone', 'neck')
+
+
+def build_model_from_config(path: str) -> nn.Module:
+    """Build the full model (detector / segmentor) of an mmdet or mmseg config.
+
+    The config's ``default_scope`` (``'mmdet'`` unless set) picks the host registry; our
+    classes resolve through their ``mmbackbones.`` scope. The backbone's ``init_cfg`` is
+    dropped (no pretrained file is needed) and SyncBN is reverted to BN (single process).
+
+    Args:
+        path (str): Config file, e.g. ``'configs/rexnet_fasterrcnn_fpn.py'``.
+
+    Returns:
+        nn.Module: The model, in eval mode, with random weights.
+
+    Example:
+        >>> model = build_model_from_config('configs/rexnet_fasterrcnn_fpn.py')
+        >>> type(model.backbone).__name__
+        'ReXNet'
+    """
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+
+    import mmbackbones.models  # noqa: F401
+
+    cfg = Config.fromfile(path)
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    cfg.model.get('backbone', {}).pop('init_cfg', None)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    elif scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        raise ValueError(f'{path}: default_scope must be mmdet or mmseg, got {scope!r}')
+    return revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+
+
+def build_backbone(
+    name: str, arch: str | dict | None = None, out_indices: Sequence[int] | None = None
+) -> nn.Module:
+    """Build one of our backbones by class name (``'ReXNet'`` or ``'mmbackbones.ReXNet'``).
+
+    Args:
+        name (str): A class registered in :data:`mmbackbones.registry.MODELS`.
+        arch (str | dict | None): Preset name or arch dict; ``None`` = the class default.
+        out_indices (Sequence[int] | None): Taps; ``None`` = the family default.
+
+    Returns:
+        nn.Module: The backbone in eval mode, with random weights.
+
+    Raises:
+        ValueError: Unknown name (the message lists the valid ones) or a bad ``arch`` /
+            ``out_indices`` (the family's own message).
+
+    Example:
+        >>> build_backbone('ReXNet', '1.0').out_channels
+        [38, 61, 128, 185]
+    """
+    import mmbackbones.models  # noqa: F401
+    from mmbackbones.models.backbones.base import BaseBackbone
+    from mmbackbones.registry import MODELS
+
+    full = name if name.startswith('mmbackbones.') else f'mmbackbones.{name}'
+    cls = MODELS.get(full)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, BaseBackbone)):
+        valid = sorted(
+            k
+            for k, v in MODELS.module_dict.items()
+            if isinstance(v, type) and issubclass(v, BaseBackbone)
+        )
+        raise ValueError(f'unknown backbone {name!r}; valid backbones are {valid}')
+    cfg: dict = dict(type=full)
+    if arch is not None:
+        cfg['arch'] = arch
+    if out_indices is not None:
+        cfg['out_indices'] = tuple(out_indices)
+    return MODELS.build(cfg).eval()
+
+
+class BackboneNeck(nn.Module):
+    """``neck(backbone(x))`` as a tuple of tensors (the neck is optional).
+
+    Args:
+        backbone (nn.Module): Returns a tuple of feature maps.
+        neck (nn.Module | None): An mmdet/mmseg neck taking that tuple, or ``None``.
+
+    Example:
+        >>> m = BackboneNeck(build_backbone('MobileNetV3', 'small'))
+        >>> [t.shape[1] for t in m(torch.rand(1, 3, 64, 64))]
+        [16, 24, 48, 96]
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.backbone(x)
+        if self.neck is not None:
+            feats = self.neck(feats)
+        return tuple(feats)
+
+
+def build_backbone_or_config(
+    config: str | None = None,
+    backbone: str | None = None,
+    arch: str | dict | None = None,
+    out_indices: Sequence[int] | None = None,
+    part: str = 'neck',
+) -> nn.Module:
+    """The module the tools work on: a backbone by name, or a config's backbone (+ neck).
+
+    Give exactly one of ``config`` and ``backbone``.
+
+    Args:
+        config (str | None): An mmdet/mmseg config file.
+        backbone (str | None): One of our backbone class names, e.g. ``'ReXNet'``.
+        arch (str | dict | None): With ``backbone``: its preset or arch dict.
+        out_indices (Sequence[int] | None): With ``backbone``: taps to build.
+        part (str): With ``config``: ``'backbone'`` alone or ``'neck'`` = backbone + neck
+            (just the backbone when the model has no neck, e.g. LR-ASPP). Default: 'neck'.
+
+    Returns:
+        nn.Module: In eval mode; its forward returns a tuple of feature maps.
+
+    Example:
+        >>> m = build_backbone_or_config('configs/rexnet_fasterrcnn_fpn.py')
+        >>> len(m(torch.rand(1, 3, 64, 64)))  # FPN levels P2-P6
+        5
+    """
+    if (config is None) == (backbone is None):
+        raise ValueError('give either a config file or a backbone name, not both or neither')
+    if backbone is not None:
+        return build_backbone(backbone, arch, out_indices)
+    if part not in CONFIG_PARTS:
+        raise ValueError(f'part must be one of {CONFIG_PARTS}, got {part!r}')
+    model = build_model_from_config(config)
+    neck = getattr(model, 'neck', None) if part == 'neck' else None
+    return BackboneNeck(model.backbone, neck).eval()
