@@ -77,3 +77,34 @@ def test_objects_overlap_sometimes(builtin_root) -> None:
                 iy = min(b[i, 1] + b[i, 3], b[j, 1] + b[j, 3]) - max(b[i, 1], b[j, 1])
                 overlapping += ix > 0 and iy > 0
     assert overlapping > 50
+
+
+def test_ssd_anchors_follow_the_builtin_image_size() -> None:
+    """At SSDLite's own 320 the rule gives back mmdet's anchor table exactly; at the
+    built-in 192 the sizes scale by 0.6 and the strides are 192 / (12, 6, 3, 2, 1, 1)."""
+    from mmengine.config import ConfigDict
+
+    from mmbackbones.datasets.builtin import _scale_ssd_anchors
+
+    def model() -> ConfigDict:
+        return ConfigDict(
+            bbox_head=dict(
+                anchor_generator=dict(
+                    type='SSDAnchorGenerator',
+                    strides=[16, 32, 64, 107, 160, 320],
+                    min_sizes=[48, 100, 150, 202, 253, 304],
+                    max_sizes=[100, 150, 202, 253, 304, 320],
+                )
+            )
+        )
+
+    m = model()
+    _scale_ssd_anchors(m, 320)
+    assert m.bbox_head.anchor_generator.strides == [16, 32, 64, 107, 160, 320]
+    assert m.bbox_head.anchor_generator.min_sizes == [48, 100, 150, 202, 253, 304]
+    m = model()
+    _scale_ssd_anchors(m, 192)
+    gen = m.bbox_head.anchor_generator
+    assert gen.strides == [16, 32, 64, 96, 192, 192]
+    assert gen.min_sizes == [29, 60, 90, 121, 152, 182]
+    assert gen.max_sizes == [60, 90, 121, 152, 182, 192]
