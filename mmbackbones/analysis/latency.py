@@ -1,0 +1,283 @@
+"""Measured CPU latency: direct whole-network timing and a per-layer lookup table (LUT).
+
+NetAdapt (Yang et al., ECCV 2018, section 3.2) predicts a network's latency as the sum of
+per-layer latencies looked up in a table that is measured once per layer shape. Here a
+"layer" is one child of a backbone's flat ``layers`` Sequential (the stem, each block, the
+head conv), and its key (:func:`layer_key`) spells out everything that changes its cost:
+every conv's in/out channels, kernel, stride, dilation and groups, the norm and activation
+types, the shortcut, and the input shape. Entries are timed lazily, the first time a shape
+is asked for, and cached in a JSON file reused across iterations and runs.
+
+Timing (:func:`time_module`) is the median of many batch-1 forwards in eval mode under
+``torch.no_grad`` with a fixed number of intra-op threads, after warm-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+@contextlib.contextmanager
+def num_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, restoring the old value."""
+    if threads < 1:
+        raise ValueError(f'threads must be >= 1, got {threads!r}')
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def time_module(
+    module: nn.Module, x: torch.Tensor, repeats: int = 50, warmup: int = 5
+) -> list[float]:
+    """Wall-clock milliseconds of ``repeats`` forwards of ``module(x)`` (eval, no grad).
+
+    Args:
+        module (nn.Module): The module (put in eval mode; restored afterwards).
+        x (Tensor): Its input (batch 1 for latency).
+        repeats (int): Timed forwards. Default: 50.
+        warmup (int): Untimed forwards first. Default: 5.
+
+    Returns:
+        list[float]: One time per forward, in milliseconds.
+
+    Example:
+        >>> ts = time_module(nn.Conv2d(3, 8, 3), torch.rand(1, 3, 32, 32), repeats=3)
+        >>> len(ts)
+        3
+    """
+    if repeats < 1:
+        raise ValueError(f'repeats must be >= 1, got {repeats!r}')
+    was_training = module.training
+    module.eval()
+    times = []
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                module(x)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                module(x)
+                times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        module.train(was_training)
+    return times
+
+
+class _Backbone(nn.Module):
+    """The timed network: the backbone up to its last tap (the classifier excluded)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.layers = backbone.layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def measure_latency(
+    backbone: nn.Module,
+    shape: Sequence[int] = (224, 224),
+    threads: int = 1,
+    repeats: int = 50,
+    warmup: int = 5,
+) -> dict[str, float]:
+    """Directly measured latency of a backbone: batch 1, ``threads`` threads.
+
+    The whole flat ``layers`` Sequential is timed (stem to the last built layer, e.g. the
+    head conv when the last tap is selected), without the classifier.
+
+    Args:
+        backbone (nn.Module): A :class:`BaseBackbone` (anything with ``.layers``).
+        shape (Sequence[int]): Input ``(H, W)``. Default: (224, 224).
+        threads (int): ``torch.set_num_threads`` while timing. Default: 1.
+        repeats (int): Timed forwards; the median is reported. Default: 50.
+        warmup (int): Untimed forwards. Default: 5.
+
+    Returns:
+        dict: ``median_ms``, ``min_ms``, ``p25_ms``, ``p75_ms``, ``repeats``, ``threads``.
+        On a busy machine the median includes time the process spent descheduled; the
+        minimum is the undisturbed forward.
+
+    Example:
+        >>> from mmbackbones.models.backbones import MobileNetV3
+        >>> r = measure_latency(MobileNetV3('small', out_indices=(-1,)), (64, 64), repeats=5)
+        >>> sorted(r)
+        ['median_ms', 'min_ms', 'p25_ms', 'p75_ms', 'repeats', 'threads']
+    """
+    x = torch.rand(1, 3, *shape)
+    with num_threads(threads):
+        ts = time_module(_Backbone(backbone), x, repeats, warmup)
+    q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+    return dict(
+        median_ms=statistics.median(ts),
+        min_ms=min(ts),
+        p25_ms=q[0],
+        p75_ms=q[2],
+        repeats=repeats,
+        threads=threads,
+    )
+
+
+def compare_latency(
+    backbones: Sequence[nn.Module],
+    shape: Sequence[int] = (224, 224),
+    threads: int = 1,
+    rounds: int = 20,
+    repeats: int = 5,
+) -> list[float]:
+    """Median latencies of several backbones timed in alternation.
+
+    Interleaving (``rounds`` rounds of ``repeats`` forwards each, in turn) exposes every
+    model to the same background load, so ratios stay meaningful on a busy machine.
+
+    Returns:
+        list[float]: The median milliseconds of each backbone, in order.
+
+    Example:
+        >>> from mmbackbones.models.backbones import MobileNetV3
+        >>> m = MobileNetV3('small', out_indices=(-1,))
+        >>> len(compare_latency([m, m], (32, 32), rounds=2, repeats=1))
+        2
+    """
+    x = torch.rand(1, 3, *shape)
+    nets = [_Backbone(b) for b in backbones]
+    times: list[list[float]] = [[] for _ in nets]
+    with num_threads(threads):
+        for net in nets:
+            time_module(net, x, repeats=1, warmup=3)
+        for _ in range(rounds):
+            for i, net in enumerate(nets):
+                times[i] += time_module(net, x, repeats, warmup=0)
+    return [statistics.median(t) for t in times]
+
+
+def layer_key(layer: nn.Module, in_shape: Sequence[int], threads: int) -> str:
+    """The LUT key of one layer: everything that changes its measured cost.
+
+    Example:
+        >>> layer_key(nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU()), (1, 8, 32, 32), 1)
+        'Sequential|in=8x32x32|t1|0:conv8>16k3s2d1g1b|1:ReLU'
+    """
+    parts = [type(layer).__name__, 'in=' + 'x'.join(str(int(s)) for s in in_shape[1:])]
+    parts.append(f't{threads}')
+    for name, m in layer.named_modules():
+        if isinstance(m, nn.Conv2d):
+            parts.append(
+                f'{name}:conv{m.in_channels}>{m.out_channels}k{m.kernel_size[0]}'
+                f's{m.stride[0]}d{m.dilation[0]}g{m.groups}' + ('b' if m.bias is not None else '')
+            )
+        elif isinstance(m, nn.Linear):
+            parts.append(f'{name}:fc{m.in_features}>{m.out_features}')
+        elif isinstance(m, _BatchNorm):
+            parts.append(f'{name}:bn')
+        elif not list(m.children()) and not isinstance(m, (nn.Identity, nn.Dropout)):
+            parts.append(f'{name}:{type(m).__name__}')
+        shortcut = getattr(m, 'shortcut', None)
+        if isinstance(shortcut, str):
+            parts.append(f'{name}:sc={shortcut}')
+    return '|'.join(parts)
+
+
+class LatencyLUT:
+    """Per-layer latency lookup table, measured lazily and cached as JSON.
+
+    Args:
+        path (str | Path | None): JSON cache; read if it exists, rewritten after each new
+            measurement. ``None`` keeps the table in memory. Default: None.
+        threads (int): Intra-op threads for timing (part of every key). Default: 1.
+        repeats (int): Timed forwards per new entry (median). Default: 30.
+        warmup (int): Untimed forwards per new entry. Default: 5.
+
+    Attributes:
+        num_measured (int): Entries timed by this object (not read from the cache).
+
+    Example:
+        >>> from mmbackbones.models.backbones import MobileNetV3
+        >>> lut = LatencyLUT(repeats=3)
+        >>> m = MobileNetV3('small', out_indices=(-1,))
+        >>> total, per_layer = lut.estimate(m, (64, 64))
+        >>> len(per_layer), lut.num_measured  # 13 layers, 11 shapes (b4 = b5, b9 = b10)
+        (13, 11)
+        >>> _ = lut.estimate(m, (64, 64)); lut.num_measured  # cached: nothing re-timed
+        11
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        threads: int = 1,
+        repeats: int = 30,
+        warmup: int = 5,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.threads = threads
+        self.repeats = repeats
+        self.warmup = warmup
+        self.num_measured = 0
+        self.entries: dict[str, float] = {}
+        if self.path is not None and self.path.exists():
+            self.entries = dict(json.loads(self.path.read_text())['entries'])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix('.tmp')
+        body = dict(
+            note='milliseconds per layer, batch 1, median of repeats; key: see layer_key',
+            torch=torch.__version__,
+            entries=self.entries,
+        )
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def lookup(self, layer: nn.Module, x: torch.Tensor) -> float:
+        """Milliseconds of ``layer`` on an input shaped like ``x``, timed on first use."""
+        key = layer_key(layer, x.shape, self.threads)
+        if key not in self.entries:
+            with num_threads(self.threads):
+                ts = time_module(layer, torch.rand(x.shape), self.repeats, self.warmup)
+            self.entries[key] = statistics.median(ts)
+            self.num_measured += 1
+            self._save()
+        return self.entries[key]
+
+    def estimate(
+        self, backbone: nn.Module, shape: Sequence[int] = (224, 224)
+    ) -> tuple[float, list[float]]:
+        """LUT latency of a backbone: the sum of its layers' entries.
+
+        Args:
+            backbone (nn.Module): Anything with a flat ``layers`` Sequential.
+            shape (Sequence[int]): Input ``(H, W)``; batch 1.
+
+        Returns:
+            tuple: ``(total_ms, per_layer_ms)``.
+        """
+        x = torch.zeros(1, 3, *shape)
+        per_layer = []
+        was_training = backbone.training
+        backbone.eval()
+        with torch.no_grad(), num_threads(self.threads):
+            for layer in backbone.layers:
+                per_layer.append(self.lookup(layer, x))
+                x = layer(x)
+        backbone.train(was_training)
+        return sum(per_layer), per_layer

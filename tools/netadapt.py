@@ -1,0 +1,117 @@
+"""NetAdapt on this CPU: shrink a backbone's widths until its measured latency meets a target.
+
+    python tools/netadapt.py --backbone MobileNetV3 --arch small --target-ratio 0.75 \\
+        --shape 224 224 --threads 1 --out work_dirs/netadapt_mnv3_small
+    python tools/netadapt.py --backbone ReXNet --arch 1.0 --target-ms 25 --out work_dirs/na_rex
+    python tools/netadapt.py --backbone MobileNetV3 --arch '{"blocks": [[3, 16, 16, true,
+        "RE", 2], ...]}' --target-ratio 0.8 --out work_dirs/na_custom
+
+Latency is measured on this machine (batch 1, ``--threads`` threads, median of
+``--repeats`` forwards of the backbone up to its last layer); a per-layer lookup table is
+built once per layer shape and cached in ``OUT/latency_lut.json``. Each iteration
+fine-tunes every proposal briefly on the built-in classification data (CIFAR-10 when
+found under ``--data-root``). Running again with the same ``--out`` and settings
+continues from the last finished iteration. Outputs in ``--out``: ``result.json``,
+``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See docs/netadapt.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig  # noqa: E402
+from mmbackbones.analysis.width_knobs import FAMILIES  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = NetAdaptConfig()
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument('--backbone', default=d.backbone, help=f'family: {sorted(FAMILIES)}')
+    p.add_argument('--arch', default=d.arch, help='preset name or a JSON arch dict')
+    p.add_argument('--widen-factor', type=float, default=d.widen_factor)
+    t = p.add_mutually_exclusive_group(required=True)
+    t.add_argument('--target-ms', type=float, help='latency target in milliseconds')
+    t.add_argument('--target-ratio', type=float, help='target as a fraction of the start')
+    p.add_argument('--shape', type=int, nargs='+', default=list(d.shape), help='H [W]')
+    p.add_argument('--threads', type=int, default=d.threads)
+    p.add_argument('--margin', type=float, default=d.margin, help='stop at target*(1-margin)')
+    p.add_argument('--stat', default=d.stat, choices=('median', 'min'), help='of the repeats')
+    p.add_argument('--delta', type=float, default=d.delta, help='first step, x start latency')
+    p.add_argument('--delta-decay', type=float, default=d.delta_decay)
+    p.add_argument('--repeats', type=int, default=d.repeats, help='forwards per measurement')
+    p.add_argument('--lut-repeats', type=int, default=d.lut_repeats)
+    p.add_argument('--train-size', type=int, default=d.train_size)
+    p.add_argument('--pretrain-iters', type=int, default=d.pretrain_iters)
+    p.add_argument('--finetune-iters', type=int, default=d.finetune_iters)
+    p.add_argument('--final-iters', type=int, default=d.final_iters)
+    p.add_argument('--batch-size', type=int, default=d.batch_size)
+    p.add_argument('--lr', type=float, default=d.lr)
+    p.add_argument('--n-train', type=int, default=d.n_train)
+    p.add_argument('--n-val', type=int, default=d.n_val)
+    p.add_argument('--data-root', default=d.data_root)
+    p.add_argument('--seed', type=int, default=d.seed)
+    p.add_argument('--max-iters', type=int, default=d.max_iters)
+    p.add_argument('--out', required=True, help='state and outputs (resumable)')
+    p.add_argument('--no-progress', action='store_true')
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    arch = args.arch
+    if arch.lstrip().startswith('{'):
+        arch = json.loads(arch)
+    shape = args.shape * 2 if len(args.shape) == 1 else args.shape
+    cfg = NetAdaptConfig(
+        backbone=args.backbone,
+        arch=arch,
+        widen_factor=args.widen_factor,
+        target_ms=args.target_ms,
+        target_ratio=args.target_ratio,
+        shape=tuple(shape),
+        threads=args.threads,
+        margin=args.margin,
+        stat=args.stat,
+        delta=args.delta,
+        delta_decay=args.delta_decay,
+        repeats=args.repeats,
+        lut_repeats=args.lut_repeats,
+        train_size=args.train_size,
+        pretrain_iters=args.pretrain_iters,
+        finetune_iters=args.finetune_iters,
+        final_iters=args.final_iters,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        data_root=args.data_root,
+        seed=args.seed,
+        max_iters=args.max_iters,
+        progress=not args.no_progress,
+    )
+    try:
+        res = NetAdapt(cfg, args.out).run()
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    s, f, r = res['start'], res['final'], res['lut_vs_measured']
+    print(
+        f'{res["status"]} after {res["iterations"]} iteration(s): {s["direct_ms"]:.3f} -> '
+        f'{f["direct_ms"]:.3f} ms measured (target {res["target_ms"]:.3f} ms, '
+        f'-{100 * res["latency_reduction"]:.1f}%); LUT/measured {r["start"]:.2f} -> '
+        f'{r["final"]:.2f}; accuracy {s["acc"]:.1f} -> {f["acc"]:.1f}%'
+    )
+    print(f'outputs in {args.out}: result.json trajectory.json trajectory.png adapted_arch.py')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
