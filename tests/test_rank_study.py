@@ -72,7 +72,7 @@ def test_nonlinearities_raise_rank_above_the_linear_bound(sweep):
     reason='the paper finds ELU/SiLU raise rank more than ReLU6; with numerical rank at '
     'rtol 1e-4 (and at any rtol from 1e-12 to 1e-2) the smooth nonlinearities give a '
     'faster singular-value decay and so a lower rank than the piecewise-linear ReLU6 '
-    'on a 1x1 conv; see docs/analysis_rexnet.md',
+    'on a 1x1 conv; see the README section ReXNet rank study',
 )
 def test_complex_nonlinearities_raise_rank_more_than_relu6(sweep):
     """Finding 3 (paper): ELU and SiLU above ReLU6 at small dimension ratios (1x1 conv,

@@ -12,7 +12,7 @@ built once per layer shape and cached in ``OUT/latency_lut.json``. Each iteratio
 fine-tunes every proposal briefly on the built-in classification data (CIFAR-10 when
 found under ``--data-root``). Running again with the same ``--out`` and settings
 continues from the last finished iteration. Outputs in ``--out``: ``result.json``,
-``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See docs/netadapt.md.
+``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See the README section "NetAdapt".
 """
 
 from __future__ import annotations
