@@ -168,3 +168,16 @@ def test_fuse_mmseg_head_conv_modules() -> None:
     assert float(ref.abs().max()) > 0.1
     assert (out - ref).abs().max() <= 1e-5
     assert not _has_bn(fused)
+
+
+def test_fuse_keeps_nchw_for_dilated_depthwise_convs() -> None:
+    """Default layout: channels-last, except with dilated depthwise convs (output stride
+    8/16), which oneDNN runs slower in NHWC."""
+
+    def weight_layout(m: torch.nn.Module) -> bool:
+        conv = next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+        return conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert weight_layout(fuse(MobileNetV3('small')))
+    assert not weight_layout(fuse(MobileNetV3('small', output_stride=8)))
+    assert weight_layout(fuse(MobileNetV3('small', output_stride=8), channels_last=True))

@@ -178,7 +178,11 @@ class _ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.proj is None else self.proj(x)
-        return self.act(self.f(x) + shortcut)
+        out = self.f(x)
+        # in place on f's fresh output (its last BN's): one tensor less per block, and
+        # autograd needs neither operand of an addition
+        out += shortcut
+        return self.act(out)
 
     @staticmethod
     def proj_complexity(cx: _Cx, w_in: int, w_out: int, stride: int) -> _Cx:

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
 from .activations import build_act
 from .conv import ConvNormAct
 from .se import SqueezeExcite
+
+
+def _drop_path_(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """mmcv's ``drop_path`` in training (the same random draw and arithmetic, so the same
+    result), in place on ``x``, a fresh tensor that autograd does not need: no new
+    full-size tensors instead of two."""
+    if drop_prob == 0.0:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = (keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)).floor_()
+    return x.div_(keep_prob).mul_(mask)
 
 
 class InvertedResidual(nn.Module):
@@ -132,10 +145,16 @@ class InvertedResidual(nn.Module):
             out = self.post_se_act(out)
         out = self.project(out)
         if self.shortcut == 'full':
-            if self.drop_path is not None:
-                out = self.drop_path(out)
-            return out + x
+            if self.drop_path is not None and self.training:
+                out = _drop_path_(out, self.drop_path.drop_prob)
+            out += x  # in place on project's fresh output: one tensor less per block
+            return out
         if self.shortcut == 'partial':
-            # ReXNet: add the input to the first c_in output channels, in place.
+            # ReXNet: add the input to the first c_in output channels. In place when
+            # autograd does not record; in training, adding the zero-padded input is
+            # cheaper than autograd's bookkeeping of an in-place add on a slice (which
+            # copies the whole gradient in backward) or timm's cat of two slices.
+            if torch.is_grad_enabled() and (out.requires_grad or x.requires_grad):
+                return out + F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
             out[:, : self.in_channels] += x
         return out
