@@ -17,10 +17,11 @@ from mmbackbones.analysis.latency import (
     layer_key,
     measure_latency,
 )
-from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig, select_proposal
+from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig, build, select_proposal
 from mmbackbones.analysis.shrink import shrink_state_dict, transfer_weights
 from mmbackbones.analysis.width_knobs import get_knobs
-from mmbackbones.models.backbones import MobileNetV3, ReXNet
+from mmbackbones.models.backbones import EfficientNet, MobileNetV3, ReXNet
+from mmbackbones.models.backbones.efficientnet import efficientnet_layout
 
 TOOL = osp.join(REPO, 'tools', 'netadapt.py')
 # a small MobileNetV3 whose latency is dominated by compute at 96x96 (not per-op overhead)
@@ -43,12 +44,18 @@ def _blocks(backbone: nn.Module) -> list[nn.Module]:
 # ------------------------------------------------------------------ knobs
 
 
-@pytest.mark.parametrize('family,arch', [('MobileNetV3', 'small'), ('ReXNet', '1.0')])
+FAMILY_CLS = dict(MobileNetV3=MobileNetV3, ReXNet=ReXNet, EfficientNet=EfficientNet)
+
+
+@pytest.mark.parametrize(
+    'family,arch', [('MobileNetV3', 'small'), ('ReXNet', '1.0'), ('EfficientNet', 'b0')]
+)
 def test_every_proposal_keeps_constraints_and_builds(family: str, arch: str) -> None:
     knobs = get_knobs(family)
     start = knobs.start_arch(arch)
-    cls = MobileNetV3 if family == 'MobileNetV3' else ReXNet
+    cls = FAMILY_CLS[family]
     ref = cls(start, out_indices=(-1,))
+    taps = tuple(range(len(ref.feature_info)))
     shortcuts = [b.shortcut for b in _blocks(ref)]
     expands = [b.expand is not None for b in _blocks(ref)]
     names = [k.name for k in knobs.knobs(start)]
@@ -66,6 +73,65 @@ def test_every_proposal_keeps_constraints_and_builds(family: str, arch: str) -> 
         assert [b.expand is not None for b in blocks] == expands, (knob, w)
         transfer_weights(ref, new)
         assert new.eval()(torch.rand(1, 3, 32, 32))[0].shape[0] == 1
+        # every tap reports the width it returns
+        new = cls(knobs.apply(start, knob, w), out_indices=taps).eval()
+        outs = new(torch.rand(1, 3, 32, 32))
+        assert [o.shape[1] for o in outs] == new.out_channels, knob
+        assert [f['num_chs'] for f in new.feature_info] == new.out_channels, knob
+    if family == 'EfficientNet':  # the classifier NetAdapt fine-tunes, strict load
+        knob = knobs.knobs(start)[-2]  # the last stage: the classifier's input follows head
+        old, new = build(knobs, start), build(knobs, knobs.apply(start, knob, 8))
+        sd, _ = shrink_state_dict(old, new)
+        new.load_state_dict(sd, strict=True)
+
+
+def test_efficientnet_knobs_are_per_stage_and_keep_the_structure() -> None:
+    knobs = get_knobs('EfficientNet')
+    # the explicit arch builds exactly the scaled preset (widths and depths written out)
+    for name, wf in (('b0', 1.0), ('b3', 1.0), ('b2', 0.5)):
+        start = knobs.start_arch(name, wf)
+        assert start['width'] == start['depth'] == 1.0
+        full = EfficientNet.resolve_scaled_arch(name)
+        full['width'] *= wf
+        assert efficientnet_layout(EfficientNet.resolve_scaled_arch(start)) == (
+            efficientnet_layout(full)
+        )
+    start = knobs.start_arch('b0')
+    by_name = {k.name: k for k in knobs.knobs(start)}
+    assert list(by_name) == ['stem.out'] + [f's{i}.out' for i in range(1, 8)] + ['head']
+    # stem 32 feeds stage 1 (expand 1, stride 1, out 16): 16 would add a shortcut
+    assert knobs.candidates(start, by_name['stem.out']) == [24, 8]
+    new = knobs.apply(start, by_name['s3.out'], 32)  # stage 3: 40 -> 32 for both blocks
+    _, blocks, _ = efficientnet_layout(EfficientNet.resolve_scaled_arch(new))
+    assert [
+        (b.in_channels, b.out_channels, b.mid_channels, b.se_channels) for b in blocks[3:6]
+    ] == [
+        (24, 32, 144, 6),
+        (32, 32, 192, 8),  # the expansion (6x) and SE (1/4) follow the input
+        (32, 80, 192, 8),
+    ]
+    # a stride-1 stage whose first block has in == out joins the previous residual group
+    custom = dict(
+        stages=[[1, 3, 1, 16, 1], [6, 3, 2, 24, 2], [6, 3, 1, 24, 1], [6, 3, 2, 40, 1]],
+        stem_channels=32,
+        head_channels=64,
+    )
+    start = knobs.start_arch(custom)
+    names = [k.name for k in knobs.knobs(start)]
+    assert names == ['stem.out', 's1.out', 's2-s3.out', 's4.out', 'head']
+    (group,) = [k for k in knobs.knobs(start) if k.name == 's2-s3.out']
+    assert [r[3] for r in knobs.apply(start, group, 16)['stages']] == [16, 16, 16, 40]
+    old = EfficientNet(start, out_indices=(-1,)).eval()
+    new = EfficientNet(knobs.apply(start, group, 8), out_indices=(-1,)).eval()
+    kept = transfer_weights(old, new)
+    # one channel space for the group: every producer and reader keeps the same channels
+    idx = kept['layers.b1.project.conv.weight']
+    assert torch.equal(kept['layers.b2.project.conv.weight'], idx)
+    assert torch.equal(kept['layers.b3.project.conv.weight'], idx)
+    mid = kept['layers.b2.expand.conv.weight']  # 6 x 24 = 144 -> 6 x 8 = 48 (follows)
+    assert len(mid) == 48 and len(idx) == 8
+    w = old.layers.b2.expand.conv.weight
+    assert torch.equal(new.layers.b2.expand.conv.weight, w[mid][:, idx])
 
 
 def test_mobilenet_v3_group_knob_moves_the_whole_residual_group() -> None:
@@ -217,8 +283,8 @@ def test_selection_maximises_accuracy_change_per_latency_saved() -> None:
 
 
 def test_bad_inputs_are_explained(tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"'EfficientNet' is not supported.*MobileNetV3"):
-        NetAdaptConfig(backbone='EfficientNet', target_ratio=0.8).validate()
+    with pytest.raises(ValueError, match=r"'RegNet' is not supported.*EfficientNet"):
+        NetAdaptConfig(backbone='RegNet', target_ratio=0.8).validate()
     with pytest.raises(ValueError, match='target_ms must be > 0'):
         NetAdaptConfig(target_ms=0.0).validate()
     with pytest.raises(ValueError, match='target_ms must be > 0'):

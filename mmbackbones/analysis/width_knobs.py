@@ -16,6 +16,16 @@ live here, in one table (:data:`FAMILIES`):
   never below the block's input width where the block has its partial residual
   (``out[:, :c_in] += x`` needs ``c_in <= c_out``); the expansion follows the input
   width (``expansion`` x), SE follows the expansion; ``head``.
+* **EfficientNet** (arch ``stages`` rows ``(expand, kernel, stride, channels, repeats)``):
+  the arch dict holds per-*stage* widths and expansion *ratios* only (a block's expansion
+  width is ``make_divisible(in * expand)``, not expressible per block), so the knobs are
+  per stage: ``<group>.out``: the output width of a *residual group*: the stem and the
+  stages whose blocks are joined by full residuals (every block after a stage's first one
+  has ``in == out``; a stage's first block joins the previous group where it has stride 1
+  and ``in == out``) shrink together; the expansion and SE widths of the blocks reading it
+  follow by the family's own rules (``expand`` x, ``se_ratio`` x the input); ``head``: the
+  1x1 conv before pooling. Candidate widths that would add or drop a shortcut or an
+  expansion conv are skipped.
 
 Widths shrink to multiples of 8 (minimum 8). Candidate widths that would change a block's
 structure by accident (e.g. make an expansion width equal to the input width, which drops
@@ -252,7 +262,128 @@ class ReXNetKnobs(WidthKnobs):
         return new
 
 
-FAMILIES: dict[str, WidthKnobs] = {k.family: k for k in (MobileNetV3Knobs(), ReXNetKnobs())}
+class EfficientNetKnobs(WidthKnobs):
+    """Knobs of :class:`EfficientNet` (see the module docstring).
+
+    The explicit arch has ``width=1`` and ``depth=1``: the stage table holds the scaled
+    widths and repeats, so the backbone builds them verbatim.
+
+    Example:
+        >>> k = EfficientNetKnobs()
+        >>> arch = k.start_arch('b0')
+        >>> [r[3] for r in arch['stages']], arch['stem_channels'], arch['head_channels']
+        ([16, 24, 40, 80, 112, 192, 320], 32, 1280)
+        >>> [x.name for x in k.knobs(arch)][:3]
+        ['stem.out', 's1.out', 's2.out']
+        >>> arch = k.apply(arch, Knob('s3.out', 'out', 40, 8, (2,)), 32)
+        >>> [r[3] for r in arch['stages']][:4]
+        [16, 24, 32, 80]
+    """
+
+    family = 'EfficientNet'
+
+    def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
+        from mmbackbones.models.backbones.efficientnet import (
+            EfficientNet,
+            scale_depth,
+            scale_width,
+        )
+
+        full = EfficientNet.resolve_scaled_arch(arch)
+        w, d, div = float(full['width']) * widen_factor, float(full['depth']), full['divisor']
+        stages = [
+            [e, k, s, scale_width(c, w, div), scale_depth(n, d)]
+            for e, k, s, c, n in full['stages']
+        ]
+        if any(r[4] < 1 for r in stages):
+            raise ValueError(
+                f'NetAdapt: EfficientNet stages with no blocks are not supported: {stages!r}'
+            )
+        return dict(
+            width=1.0,
+            depth=1.0,
+            resolution=full['resolution'],
+            dropout=full['dropout'],
+            stages=stages,
+            stem_channels=scale_width(full['stem_channels'], w, div),
+            head_channels=scale_width(full['head_channels'], w, div),
+            se_ratio=full['se_ratio'],
+            divisor=div,
+        )
+
+    @staticmethod
+    def _widths(arch: dict) -> list[int]:
+        """Output widths by position: ``[stem, s1, s2, ...]``; stage i reads index i."""
+        return [int(arch['stem_channels'])] + [int(r[3]) for r in arch['stages']]
+
+    def _groups(self, arch: dict) -> list[list[int]]:
+        """Positions (-1 = stem, i = stage i + 1) joined by full residuals, in order."""
+        widths = self._widths(arch)
+        groups: list[list[int]] = [[-1]]
+        for i, row in enumerate(arch['stages']):
+            if row[2] == 1 and widths[i] == widths[i + 1]:  # the first block's residual
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
+
+    @staticmethod
+    def _structure(arch: dict) -> list[tuple[bool, bool]]:
+        """Per block: (has an expansion conv, has a shortcut), as the backbone decides."""
+        from mmbackbones.models.backbones.efficientnet import (
+            EfficientNet,
+            efficientnet_layout,
+        )
+
+        _, blocks, _ = efficientnet_layout(EfficientNet.resolve_scaled_arch(arch))
+        return [
+            (b.mid_channels != b.in_channels, b.stride == 1 and b.in_channels == b.out_channels)
+            for b in blocks
+        ]
+
+    def knobs(self, arch: dict[str, Any]) -> list[Knob]:
+        widths = self._widths(arch)
+        out = []
+        for g in self._groups(arch):
+            ends = ['stem' if p < 0 else f's{p + 1}' for p in (g[0], g[-1])]
+            name = ends[0] if len(g) == 1 else '-'.join(ends)
+            out.append(Knob(f'{name}.out', 'out', widths[g[-1] + 1], DIVISOR, tuple(g)))
+        out.append(Knob('head', 'head', int(arch['head_channels']), DIVISOR))
+        return [k for k in out if self.candidates(arch, k)]
+
+    def candidates(self, arch: dict[str, Any], knob: Knob) -> list[int]:
+        from mmbackbones.models.layers import make_divisible
+
+        div = int(arch.get('divisor', DIVISOR))
+        ws = [
+            w
+            for w in _smaller_multiples(knob.width, knob.min_width)
+            if make_divisible(w, div) == w  # built verbatim
+        ]
+        if knob.kind != 'out':
+            return ws
+        ref = self._structure(arch)  # no shortcut / expansion conv may appear or vanish
+        return [w for w in ws if self._structure(self.apply(arch, knob, w)) == ref]
+
+    def apply(self, arch: dict[str, Any], knob: Knob, width: int) -> dict[str, Any]:
+        new = copy.deepcopy(arch)
+        new['stages'] = [list(r) for r in new['stages']]
+        if knob.kind == 'out':
+            for p in knob.positions:
+                if p < 0:
+                    new['stem_channels'] = width
+                else:
+                    new['stages'][p][3] = width
+        elif knob.kind == 'head':
+            new['head_channels'] = width
+        else:
+            raise ValueError(f'EfficientNet: unknown knob kind {knob.kind!r}')
+        return new
+
+
+FAMILIES: dict[str, WidthKnobs] = {
+    k.family: k for k in (MobileNetV3Knobs(), ReXNetKnobs(), EfficientNetKnobs())
+}
 
 
 def get_knobs(family: str) -> WidthKnobs:
@@ -269,7 +400,6 @@ def get_knobs(family: str) -> WidthKnobs:
     if name not in FAMILIES:
         raise ValueError(
             f'NetAdapt: backbone family {family!r} is not supported; supported families are '
-            f'{sorted(FAMILIES)} (EfficientNet and AnyNet/RegNet/ResNeXt have no width knobs '
-            'yet)'
+            f'{sorted(FAMILIES)} (AnyNet/RegNet/ResNeXt have no width knobs yet)'
         )
     return FAMILIES[name]
