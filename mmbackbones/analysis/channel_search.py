@@ -273,8 +273,10 @@ def config_snippet(
         The written text.
 
     Example:
+        >>> import os.path as osp, tempfile
         >>> arch = dict(width_mult=1.0, channels=[16 + 8 * i for i in range(16)])
-        >>> txt = config_snippet(arch, 'configs/rexnet_fasterrcnn_fpn.py', '/tmp/best_arch.py')
+        >>> out = osp.join(tempfile.mkdtemp(), 'best_arch.py')
+        >>> txt = config_snippet(arch, 'configs/rexnet_fasterrcnn_fpn.py', out)
         >>> 'neck=dict(in_channels=[32, 48, 96, 136])' in txt
         True
     """

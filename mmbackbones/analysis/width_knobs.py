@@ -35,6 +35,7 @@ the expansion conv) are skipped.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from math import ceil
 from typing import Any, ClassVar
@@ -67,8 +68,8 @@ def _smaller_multiples(width: int, lo: int) -> list[int]:
     return list(range(top, max(lo, DIVISOR) - 1, -DIVISOR))
 
 
-class WidthKnobs:
-    """The knobs of one family. Subclasses implement the four methods below.
+class WidthKnobs(ABC):
+    """The knobs of one family. Subclasses implement the four abstract methods below.
 
     Arch dicts handled here are *explicit*: every width is written out, so that the
     backbone builds them verbatim (``widen_factor`` 1, no rounding surprises).
@@ -76,21 +77,21 @@ class WidthKnobs:
 
     family: ClassVar[str] = ''
 
+    @abstractmethod
     def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
         """The explicit arch dict of a preset name / partial dict at a width multiplier."""
-        raise NotImplementedError
 
+    @abstractmethod
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         """Every knob of ``arch`` that has at least one smaller valid width."""
-        raise NotImplementedError
 
+    @abstractmethod
     def candidates(self, arch: dict[str, Any], knob: Knob) -> list[int]:
         """Valid smaller widths for ``knob``, largest first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, arch: dict[str, Any], knob: Knob, width: int) -> dict[str, Any]:
         """A copy of ``arch`` with ``knob`` set to ``width``."""
-        raise NotImplementedError
 
     def backbone_cfg(self, arch: dict[str, Any]) -> dict[str, Any]:
         """The backbone config that builds ``arch`` (``arch`` is copied)."""
