@@ -22,7 +22,7 @@ from mmbackbones.models.backbones.anynet import ResBasicBlock, ResBottleneckBloc
 from mmbackbones.models.layers import ConvNormAct, InvertedResidual, SqueezeExcite
 
 from .fold import can_fold, fold_bn
-from .modules import InvertedResidualDeploy, ResidualDeploy, SqueezeExciteDeploy
+from .modules import SqueezeExciteDeploy
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
 _INPLACE_ACTS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.ELU, nn.Hardtanh)
@@ -87,12 +87,15 @@ def _fuse_module(m: nn.Module, own_inputs: bool = False) -> nn.Module:
     if isinstance(m, SqueezeExcite):
         return _fuse_se(m, inplace=own_inputs)
     if isinstance(m, InvertedResidual):
+        # the block's own forward already adds its shortcut in place on the fresh
+        # projection output when autograd does not record; only stochastic depth goes
         _fuse_children(m, own_inputs=True)
-        return InvertedResidualDeploy(m)
+        m.drop_path = None
+        return m
     if isinstance(m, (ResBasicBlock, ResBottleneckBlock)):
         _fuse_children(m, own_inputs=True)
-        _set_inplace(m.act)  # it runs on the block's own sum
-        return ResidualDeploy(m)
+        _set_inplace(m.act)  # it runs on the block's own (in-place) sum
+        return m
     if _is_conv_module(m):
         _fuse_conv_module(m)
         return m
