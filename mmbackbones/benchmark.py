@@ -11,6 +11,11 @@ What is measured (``tools/benchmark.py`` is the command line):
   outputs' means), unfused. ``'infer'``: ``model.eval()`` under ``no_grad``. ``'deploy'``:
   like ``'infer'``, but *our* models are first folded by ``mmbackbones.deploy.fuse``;
   peers stay unfused (the question it answers: ours deployed vs the fastest peer as is).
+  ``compile='ours'`` (infer/deploy): ours also go through ``torch.compile`` with inductor
+  freezing (:func:`mmbackbones.deploy.compile_for_inference`); ``compile='all'``: the
+  peers too (``torch.compile`` with freezing, no fusion of ours applied to them), which is
+  the like-for-like comparison of compiled models. Compilation happens in the first
+  warm-up round and is not timed; compiled candidates get no peak-memory figure.
 * **Fairness on a noisy machine.** All candidates of one session live in one process;
   the candidates compared with each other (same architecture and form) are timed
   *interleaved*: every round runs each of them once, in a fresh random order, so a burst
@@ -50,6 +55,8 @@ import torch
 import torch.nn as nn
 
 MODES = ('train', 'infer', 'deploy')
+#: ``--compile``: which candidates of an infer/deploy session go through ``torch.compile``
+COMPILE_CHOICES = ('none', 'ours', 'all')
 
 
 class BenchmarkError(ValueError):
@@ -500,6 +507,23 @@ def deploy_fuse(model: nn.Module) -> nn.Module:
     return fuse(model.eval())
 
 
+def compile_model(model: nn.Module, fused: bool, kind: str = 'tensor') -> nn.Module:
+    """``torch.compile`` with inductor freezing (a clear error where it cannot run).
+
+    ``fused``: ``model`` is already our deploy form, so it is not fused again. Only
+    tensor models (``kind='tensor'``) are compiled: a whole detector's predict step has
+    data-dependent post-processing.
+    """
+    if kind != 'tensor':
+        raise BenchmarkError('compile applies to backbones and classifiers, not to a config')
+    from mmbackbones.deploy import CompileUnavailableError, compile_for_inference
+
+    try:
+        return compile_for_inference(model, fuse_first=False)
+    except CompileUnavailableError as e:
+        raise BenchmarkError(str(e)) from e
+
+
 def make_step(
     model: nn.Module,
     kind: str,
@@ -881,6 +905,7 @@ def run_session(
     flops: bool = True,
     clock: str = 'wall',
     log: Callable[[str], None] | None = None,
+    compiled: str = 'none',
 ) -> list[Row]:
     """Build, prepare and time ``candidates`` round-robin in one session.
 
@@ -898,6 +923,9 @@ def run_session(
         clock (str): ``'wall'`` (latency) or ``'cpu'`` (process CPU time, see
             :func:`time_round_robin`). Default: 'wall'.
         log (callable | None): Progress messages.
+        compiled (str): ``'none'`` (default), ``'ours'`` or ``'all'``: which candidates
+            of an infer/deploy session go through ``torch.compile`` (see module
+            docstring).
 
     Returns:
         One :class:`Row` per candidate, with ratios attached.
@@ -913,6 +941,15 @@ def run_session(
         )
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise BenchmarkError(f'device {device!r} requested but CUDA is not available')
+    if compiled not in COMPILE_CHOICES:
+        raise BenchmarkError(
+            f'unknown compile choice {compiled!r}; valid choices are {list(COMPILE_CHOICES)}'
+        )
+    if compiled != 'none' and mode == 'train':
+        raise BenchmarkError(
+            'compile applies to infer/deploy (inductor freezing needs frozen weights); '
+            'mode train is always eager'
+        )
     log = log or (lambda _msg: None)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -926,10 +963,13 @@ def run_session(
         if flops and c.kind == 'tensor':
             gflops = measure(model, shape).flops / 1e9
         note = ''
+        model = model.to(device)
         if mode == 'deploy' and c.ours:
             model = deploy_fuse(model)
             note = 'fused'
-        model = model.to(device)
+        if compiled == 'all' or (compiled == 'ours' and c.ours):
+            model = compile_model(model, fused=bool(note), kind=c.kind)
+            note = f'{note}+compiled' if note else 'compiled'
         key = f'{c.arch}|{c.impl}|{c.form}'
         steps[key] = make_step(model, c.kind, mode, batch, shape, device)
         rows[key] = Row(
@@ -958,7 +998,7 @@ def run_session(
         times.update(time_round_robin(group, repeats, warmup, device, clock))
     for key, row in rows.items():
         row.times = times[key]
-        if memory:
+        if memory and 'compiled' not in row.note:
             row.peak_mem_mb = peak_memory(steps[key], device) / 2**20
     out = list(rows.values())
     attach_ratios(out)
@@ -1211,6 +1251,7 @@ def report_meta(
     warmup: int,
     command: str = '',
     clock: str = 'wall',
+    compiled: str = 'none',
 ) -> dict[str, str]:
     """The markdown header: machine, versions, settings and how to read the table."""
     meta = machine_info(device)
@@ -1219,6 +1260,12 @@ def report_meta(
     meta['rounds'] = f'{repeats} timed after {warmup} warm-up, round-robin'
     meta['clock'] = 'wall (latency)' if clock == 'wall' else 'cpu (process CPU time, not latency)'
     meta['date'] = datetime.date.today().isoformat()
+    if compiled != 'none':
+        meta['compile'] = (
+            'torch.compile (inductor, freezing) for '
+            + ('ours only; peers eager' if compiled == 'ours' else 'ours and the peers')
+            + '; compilation in warm-up, not timed'
+        )
     if command:
         meta['command'] = f'`{command}`'
     meta['reading'] = (

@@ -245,6 +245,15 @@ def main() -> int:
         if name == 'mmcv' and v is not None:
             extra = f' (compiled ops mmcv._ext: {"yes" if ops_ok else "NO"})'
         print(f'  {name:<12} {v or "not installed"}{extra}')
+    if versions['torch'] is not None:
+        from mmbackbones.deploy.compile import cpp_compiler
+
+        cxx = cpp_compiler()
+        print(
+            f'  {"c++":<12} '
+            + (cxx or 'not found: mmbackbones.deploy.compile_for_inference is unavailable')
+            + ' (torch.compile CPU kernels)'
+        )
     findings = run_checks(versions, ops_ok, allow)
     print('checks')
     for f in findings:

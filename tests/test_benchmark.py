@@ -122,6 +122,10 @@ def test_config_fast_infer_and_train(tmp_path) -> None:
         (['configs/nope.py'], 'config not found'),
         ([], 'nothing to run'),
         (['--backbone', 'ReXNet', '--device', 'tpu'], "--device must be 'cpu' or 'cuda"),
+        (
+            ['--backbone', 'ReXNet', '--mode', 'train', '--batch', '2', '--compile', 'ours'],
+            '--compile applies to --mode infer/deploy',
+        ),
     ],
 )
 def test_bad_input_clear_error(capsys, args: list[str], message: str) -> None:
@@ -249,6 +253,28 @@ def test_deploy_mode_fuses_ours_only() -> None:
         ('mmbackbones', 'fused'),
         ('torchvision mobilenet_v3_small', ''),
     ]
+
+
+def test_compile_all_compiles_ours_fused_and_peers_as_is() -> None:
+    """``compiled='all'``: ours fused then compiled, the peer compiled unfused; the
+    compiled rows are timed (compilation in warm-up) and get no peak-memory figure."""
+    cands = bm.candidates_for('MobileNetV3', 'small', peers=['torchvision'])
+    rows = bm.run_session(cands, 'deploy', 1, (32, 32), 1, repeats=2, warmup=1, compiled='all')
+    assert [(r.impl, r.note) for r in rows] == [
+        ('mmbackbones', 'fused+compiled'),
+        ('torchvision mobilenet_v3_small', 'compiled'),
+    ]
+    assert all(len(r.times) == 2 and min(r.times) > 0 for r in rows)
+    assert all(r.peak_mem_mb is None for r in rows)
+    assert rows[0].ratio_fastest is not None
+
+
+def test_compile_rejects_training_and_unknown_choices() -> None:
+    cands = bm.candidates_for('MobileNetV3', 'small', peers=[])
+    with pytest.raises(bm.BenchmarkError, match='mode train is always eager'):
+        bm.run_session(cands, 'train', 2, (32, 32), 1, repeats=1, warmup=0, compiled='ours')
+    with pytest.raises(bm.BenchmarkError, match="valid choices are \\['none', 'ours', 'all'\\]"):
+        bm.run_session(cands, 'infer', 1, (32, 32), 1, repeats=1, warmup=0, compiled='yes')
 
 
 def test_plot_writes_png(tmp_path) -> None:

@@ -10,6 +10,7 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones.deploy import fold_bn, fuse, randomize_bn
+from mmbackbones.deploy.modules import PointwiseConv2d, SpaceToBatchConv2d
 from mmbackbones.models import ImageClassifier
 from mmbackbones.models.backbones import (
     AnyNet,
@@ -33,6 +34,8 @@ FAMILIES = {
     'regnety-400mf': lambda: RegNet('regnety_400mf'),  # SE in the bottleneck
     'resnext-tiny': lambda: ResNeXt(TINY_RESNEXT),
     'anynet-vanilla': lambda: AnyNet('nds_v56'),
+    # dilation 2 and 4 (5x5 depthwise at dilation 4 runs on sub-grids in deploy mode)
+    'mobilenetv3-large-os8': lambda: MobileNetV3('large', out_indices=(1, 5), output_stride=8),
     'anynet-basic-os8': lambda: AnyNet(
         dict(block_type='res_basic', depths=[1, 1, 1, 1], widths=[16, 32, 48, 64]),
         output_stride=8,
@@ -170,14 +173,105 @@ def test_fuse_mmseg_head_conv_modules() -> None:
     assert not _has_bn(fused)
 
 
-def test_fuse_keeps_nchw_for_dilated_depthwise_convs() -> None:
-    """Default layout: channels-last, except with dilated depthwise convs (output stride
-    8/16), which oneDNN runs slower in NHWC."""
+@pytest.mark.parametrize('bias', [True, False])
+@pytest.mark.parametrize('batch', [1, 3])
+@pytest.mark.parametrize('layout', ['nchw', 'nhwc', 'strided'])
+def test_pointwise_conv_equals_conv(bias: bool, batch: int, layout: str) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(12, 7, 1, bias=bias)
+    pw = PointwiseConv2d.from_conv(conv)
+    x = torch.randn(batch, 12, 9, 6)
+    if layout == 'nhwc':
+        x = x.to(memory_format=torch.channels_last)
+    elif layout == 'strided':  # neither layout: conv's own path
+        x = torch.randn(batch, 12, 9, 12)[..., ::2]
+    with torch.no_grad():
+        out = pw(x)
+        assert (out - conv(x)).abs().max() <= 1e-5
+    if layout == 'nhwc':
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    assert pw.state_dict().keys() == conv.state_dict().keys()
 
-    def weight_layout(m: torch.nn.Module) -> bool:
-        conv = next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
-        return conv.weight.is_contiguous(memory_format=torch.channels_last)
 
-    assert weight_layout(fuse(MobileNetV3('small')))
-    assert not weight_layout(fuse(MobileNetV3('small', output_stride=8)))
-    assert weight_layout(fuse(MobileNetV3('small', output_stride=8), channels_last=True))
+def test_pointwise_conv_applies_only_to_plain_1x1() -> None:
+    assert PointwiseConv2d.applies_to(nn.Conv2d(4, 4, 1))
+    for conv in (nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 1, stride=2), nn.Conv2d(4, 4, 1, groups=2)):
+        assert not PointwiseConv2d.applies_to(conv)
+    with pytest.raises(ValueError, match='1x1, stride-1'):
+        PointwiseConv2d.from_conv(nn.Conv2d(4, 4, 3))
+
+
+@pytest.mark.parametrize(
+    'k,d,groups,size',
+    [(5, 4, 8, (28, 28)), (5, 4, 8, (30, 27)), (3, 6, 4, (13, 17)), (7, 2, 8, (9, 9))],
+)
+def test_space_to_batch_conv_equals_dilated_conv(k: int, d: int, groups: int, size) -> None:
+    """Against nn.Conv2d itself: sizes not divisible by the dilation pad with zeros."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 8, k, padding=d * (k // 2), dilation=d, groups=groups)
+    s2b = SpaceToBatchConv2d.from_conv(conv)
+    x = torch.randn(2, 8, *size).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref, out = conv(x), s2b(x)
+        assert out.shape == ref.shape
+        assert (out - ref).abs().max() <= 1e-5
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert (s2b(x.contiguous()) - ref).abs().max() <= 1e-5  # NCHW: conv's own path
+
+
+def test_space_to_batch_conv_applies_past_the_fast_span() -> None:
+    def dw(k: int, d: int, **kw) -> nn.Conv2d:
+        return nn.Conv2d(8, 8, k, padding=d * (k // 2), dilation=d, groups=8, **kw)
+
+    # span (k - 1) * d + 1: 9 stays native, 13 / 17 swap
+    assert not SpaceToBatchConv2d.applies_to(dw(5, 2))
+    assert not SpaceToBatchConv2d.applies_to(dw(3, 4))
+    assert SpaceToBatchConv2d.applies_to(dw(3, 6)) and SpaceToBatchConv2d.applies_to(dw(5, 4))
+    assert not SpaceToBatchConv2d.applies_to(dw(5, 4, stride=2))
+    assert not SpaceToBatchConv2d.applies_to(nn.Conv2d(8, 8, 5, padding=8, dilation=4))
+    with pytest.raises(ValueError, match='dilation spanning'):
+        SpaceToBatchConv2d.from_conv(dw(3, 2))
+
+
+def test_fuse_swaps_convs_by_layout() -> None:
+    """Channels-last by default; the OS-8 MobileNetV3's dilation-4 5x5 depthwise convs run
+    on sub-grids, and its 1x1 convs as GEMMs (NCHW too)."""
+    torch.manual_seed(0)
+    model = randomize_bn(MobileNetV3('large', output_stride=8, out_indices=(5,))).eval()
+
+    def kinds(m: nn.Module) -> set[type]:
+        return {type(c) for c in m.modules() if isinstance(c, nn.Conv2d)}
+
+    nhwc, nchw = fuse(model), fuse(model, channels_last=False)
+    assert kinds(nhwc) == {nn.Conv2d, PointwiseConv2d, SpaceToBatchConv2d}
+    assert kinds(nchw) == {nn.Conv2d, PointwiseConv2d}
+    x = torch.randn(1, 3, 70, 90)  # 9x12 at output stride 8: not divisible by 4
+    with torch.no_grad():
+        ref = model(x)
+        assert _max_diff(nhwc(x), ref) <= 1e-5 and _max_diff(nchw(x), ref) <= 1e-5
+    assert nhwc(x)[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_for_inference_equals_unfused() -> None:
+    """fuse + torch.compile (inductor freezing) against the unfused eager model."""
+    from mmbackbones.deploy import compile_for_inference
+
+    torch.manual_seed(0)
+    model = randomize_bn(ReXNet('1.0', out_indices=(2, 5))).eval()
+    compiled = compile_for_inference(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref, out = model(x), compiled(x)
+    assert min(float(t.abs().max()) for t in ref) > 0.1
+    assert _max_diff(out, ref) <= 1e-4
+    assert _has_bn(model)  # the input model is left as it was
+
+
+def test_compile_for_inference_without_compiler(monkeypatch) -> None:
+    from torch._inductor import config as inductor_config
+
+    from mmbackbones.deploy import CompileUnavailableError, compile_for_inference
+
+    monkeypatch.setattr(inductor_config.cpp, 'cxx', ('no-such-compiler-for-mmbackbones',))
+    with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler'):
+        compile_for_inference(MobileNetV3('small'))

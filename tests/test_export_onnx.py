@@ -72,6 +72,21 @@ def test_onnx_parity_full_presets(tmp_path, backbone: str, arch: str) -> None:
     assert _export_and_compare(fuse(model), str(tmp_path / 'f.onnx'), (224, 224)) <= 1e-4
 
 
+def test_onnx_fused_exports_plain_convs(tmp_path) -> None:
+    """Deploy-only conv forms (GEMM 1x1, sub-grid dilated convs) export as Conv nodes."""
+    import onnx
+
+    from mmbackbones.models import MobileNetV3
+
+    model = fuse(randomize_bn(MobileNetV3('small', output_stride=8, out_indices=(1, 4))))
+    path = str(tmp_path / 'os8.onnx')
+    assert _export_and_compare(model, path, (72, 72)) <= 1e-4
+    ops = [n.op_type for n in onnx.load(path).graph.node]
+    n_convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert ops.count('Conv') == n_convs
+    assert 'MatMul' not in ops and 'Gemm' not in ops
+
+
 def _run_main(args: list[str], capsys) -> tuple[int, str]:
     rc = _tool().main(args)
     return rc, capsys.readouterr().out

@@ -10,6 +10,9 @@ implementations of the same architectures (timm, torchvision, mmdet, mmseg).
     # the SSDLite backbones at the SSDLite input size
     python tools/benchmark.py --backbone ReXNet MobileNetV3 EfficientNet --compare \\
         --mode deploy --batch 1 --threads 2 --input-size 320 --out docs/benchmark/deploy-320
+    # the same, ours also compiled (fuse + torch.compile with inductor freezing); peers eager
+    python tools/benchmark.py --compare --mode deploy --compile ours --batch 1 --threads 2 \
+        --out docs/benchmark/deploy-compiled
     # one preset (with its peers), several modes, batch sizes and thread counts
     python tools/benchmark.py --backbone MobileNetV3 --arch small --compare \\
         --mode train infer --batch 1 8 --threads 1 2
@@ -72,6 +75,13 @@ def parse_args(
         choices=['train', 'infer', 'deploy'],
         help='train: forward+backward (train mode, unfused); infer: eval + no_grad; '
         'deploy: infer with ours fused (default: infer)',
+    )
+    parser.add_argument(
+        '--compile',
+        default='none',
+        choices=['none', 'ours', 'all'],
+        help='infer/deploy: also run ours (ours) or every candidate (all) through '
+        'torch.compile with inductor freezing (needs a C++ compiler; default: none)',
     )
     parser.add_argument('--batch', type=int, nargs='+', default=[1], help='batch sizes')
     parser.add_argument(
@@ -184,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f'--device {args.device}: CUDA is not available on this machine')
     elif args.device != 'cpu':
         parser.error(f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}")
+    if args.compile != 'none' and 'train' in args.mode:
+        parser.error('--compile applies to --mode infer/deploy (training is always eager)')
+    if args.compile != 'none' and args.config:
+        parser.error('--compile applies to backbones, not to a config')
     if args.plot is not None and not args.out and not args.plot:
         parser.error('--plot without a PNG path needs --out DIR')
 
@@ -213,13 +227,16 @@ def main(argv: list[str] | None = None) -> None:
                         memory=not args.no_memory,
                         clock=args.clock,
                         log=log,
+                        compiled=args.compile,
                     )
                 except bm.BenchmarkError as e:
                     parser.error(str(e))
     command = 'python tools/benchmark.py ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
-    meta = bm.report_meta(args.device, shape, repeats, warmup, command, args.clock)
+    meta = bm.report_meta(
+        args.device, shape, repeats, warmup, command, args.clock, compiled=args.compile
+    )
     print(bm.to_markdown(rows, meta))
     if args.out:
         for path in bm.write_reports(rows, meta, args.out):

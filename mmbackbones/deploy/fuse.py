@@ -4,7 +4,8 @@
 every :class:`ConvNormAct`, the ReXNet SE's ``fc1 -> BN``, the AnyNet projection
 shortcuts), makes the activations that follow a fresh convolution output run in place,
 and by default stores the convolution weights channels-last, which makes PyTorch's CPU
-convolutions (oneDNN) run without layout reorders. The result is an ordinary
+convolutions (oneDNN) run without layout reorders. Pointwise convolutions run as matrix
+products over channels. The result is an ordinary
 ``nn.Module`` with the same forward, the same taps and ``out_channels``, exportable to
 ONNX. Modules that are not ours (an mmdet neck, a classifier) get their ``conv -> BN``
 pairs folded where the data flow is certain: adjacent children of an ``nn.Sequential``
@@ -22,7 +23,7 @@ from mmbackbones.models.backbones.anynet import ResBasicBlock, ResBottleneckBloc
 from mmbackbones.models.layers import ConvNormAct, InvertedResidual, SqueezeExcite
 
 from .fold import can_fold, fold_bn
-from .modules import SqueezeExciteDeploy
+from .modules import PointwiseConv2d, SpaceToBatchConv2d, SqueezeExciteDeploy
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
 _INPLACE_ACTS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.ELU, nn.Hardtanh)
@@ -112,13 +113,21 @@ def _fuse_children(m: nn.Module, own_inputs: bool) -> None:
             m._modules[name] = new
 
 
-def _has_dilated_grouped_conv(model: nn.Module) -> bool:
-    return any(
-        isinstance(m, nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1 for m in model.modules()
-    )
+def _swap_convs(model: nn.Module, channels_last: bool) -> None:
+    """Swap plain ``Conv2d`` layers for their faster deploy forms, in place.
+
+    1x1 stride-1 convs become :class:`PointwiseConv2d` (GEMMs); in channels-last models,
+    dilated grouped convs past oneDNN's fast span become :class:`SpaceToBatchConv2d`.
+    """
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if PointwiseConv2d.applies_to(child):
+                parent._modules[name] = PointwiseConv2d.from_conv(child)
+            elif channels_last and SpaceToBatchConv2d.applies_to(child):
+                parent._modules[name] = SpaceToBatchConv2d.from_conv(child)
 
 
-def fuse(model: nn.Module, inplace: bool = False, channels_last: bool | None = None) -> nn.Module:
+def fuse(model: nn.Module, inplace: bool = False, channels_last: bool = True) -> nn.Module:
     """The inference-time (deploy) form of ``model``, in eval mode.
 
     Works on any of our backbones and on any model containing them (``ImageClassifier``,
@@ -131,12 +140,15 @@ def fuse(model: nn.Module, inplace: bool = False, channels_last: bool | None = N
             running statistics, which is what gets folded).
         inplace (bool): Fuse ``model`` itself (its submodules are replaced) instead of
             a deep copy; use the returned module. Default: False.
-        channels_last (bool | None): Store 4-D weights channels-last (NHWC). The first
+        channels_last (bool): Store 4-D weights channels-last (NHWC). The first
             convolution then returns channels-last features and the whole network runs
             without layout reorders; outputs have the same shapes and values, only their
-            strides differ. ``None`` (default): channels-last unless the model has
-            dilated depthwise/grouped convs (output stride 8/16 backbones), which oneDNN
-            runs 1.5-1.9x slower in NHWC (measured on MobileNetV3 at output stride 8).
+            strides differ. Dilated depthwise convs whose kernel spans more than 9
+            pixels, which oneDNN runs 10x slower in NHWC, then run on sub-grids
+            (:class:`~mmbackbones.deploy.modules.SpaceToBatchConv2d`). In either layout
+            the 1x1 stride-1 convolutions run as one matrix product over channels
+            (:class:`~mmbackbones.deploy.modules.PointwiseConv2d`), which beat oneDNN's
+            1x1 convolution on our CPU. Default: True.
 
     Returns:
         nn.Module: The fused model (``model`` itself when ``inplace``), in eval mode.
@@ -160,8 +172,7 @@ def fuse(model: nn.Module, inplace: bool = False, channels_last: bool | None = N
     model = _fuse_module(model).eval()  # the new deploy modules too
     for p in model.parameters():
         p.requires_grad_(False)
-    if channels_last is None:
-        channels_last = not _has_dilated_grouped_conv(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    _swap_convs(model, channels_last)
     return model
