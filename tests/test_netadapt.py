@@ -20,7 +20,7 @@ from mmbackbones.analysis.latency import (
 from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig, build, select_proposal
 from mmbackbones.analysis.shrink import shrink_state_dict, transfer_weights
 from mmbackbones.analysis.width_knobs import get_knobs
-from mmbackbones.models.backbones import EfficientNet, MobileNetV3, ReXNet
+from mmbackbones.models.backbones import AnyNet, EfficientNet, MobileNetV3, RegNet, ResNeXt, ReXNet
 from mmbackbones.models.backbones.efficientnet import efficientnet_layout
 
 TOOL = osp.join(REPO, 'tools', 'netadapt.py')
@@ -158,6 +158,122 @@ def _tiny(exp: int) -> MobileNetV3:
     return MobileNetV3(dict(blocks=rows, head_channels=48), out_indices=(-1,)).eval()
 
 
+def test_rexnet_expansion_knob_sets_one_block_and_keeps_it() -> None:
+    knobs = get_knobs('ReXNet')
+    start = knobs.start_arch('1.0')
+    (exp3,) = [k for k in knobs.knobs(start) if k.name == 'b3.exp']
+    assert exp3.width == 6 * start['channels'][2]  # 6 x its input (38): 228
+    assert 'b0.exp' not in [k.name for k in knobs.knobs(start)]  # block 0: no expansion conv
+    assert min(knobs.candidates(start, exp3)) == 16  # SE (1/12) keeps >= 1 channel
+    arch = knobs.apply(start, exp3, 96)
+    m = ReXNet(arch, out_indices=(-1,))
+    b3 = m.layers.b3
+    assert b3.expand.conv.out_channels == 96 and b3.se.fc1.out_channels == 96 // 12
+    (out2,) = [k for k in knobs.knobs(arch) if k.name == 'b2.out']
+    arch2 = knobs.apply(arch, out2, 32)
+    m2 = ReXNet(arch2, out_indices=(-1,))
+    assert m2.layers.b3.expand.conv.out_channels == 96  # adapted: keeps its width
+    assert m2.layers.b3.expand.conv.in_channels == 32
+    assert m2.layers.b4.expand.conv.out_channels == 6 * start['channels'][3]  # not adapted
+    transfer_weights(m, m2)
+
+
+TINY_RESNEXT = dict(depths=(1, 2, 1, 1), cardinality=8, base_width=4, widths=(64, 128, 256, 512))
+
+
+def _anynet_blocks(m: nn.Module) -> list[nn.Module]:
+    return [b for n, b in m.layers.named_children() if n[0] == 's' and '_b' in n]
+
+
+@pytest.mark.parametrize(
+    'family,arch', [('ResNeXt', TINY_RESNEXT), ('RegNet', 'regnety_400mf'), ('AnyNet', 'nds_r56')]
+)
+def test_anynet_proposals_keep_projections_and_group_widths(family: str, arch) -> None:
+    """Every knob's narrowest proposal: projections stay where they were, every grouped
+    conv keeps its group width (whole groups pruned), the weights transfer and it runs."""
+    knobs = get_knobs(family)
+    start = knobs.start_arch(arch)
+    ref = AnyNet(start, out_indices=(-1,)).eval()
+
+    def layout(m: nn.Module) -> tuple[list[bool], list[int]]:
+        blocks = _anynet_blocks(m)
+        projs = [getattr(b, 'proj', None) is not None for b in blocks]
+        gws = [
+            c.in_channels // c.groups
+            for b in blocks
+            for c in b.modules()
+            if isinstance(c, nn.Conv2d) and c.groups > 1
+        ]
+        return projs, gws
+
+    ref_layout = layout(ref)
+    names = [k.name for k in knobs.knobs(start)]
+    assert len(names) == len(set(names)) and names
+    for knob in knobs.knobs(start):
+        widths = knobs.candidates(start, knob)
+        assert widths == sorted(widths, reverse=True) and widths[0] < knob.width
+        new = AnyNet(knobs.apply(start, knob, widths[-1]), out_indices=(-1,)).eval()
+        assert layout(new) == ref_layout, knob
+        assert sum(p.numel() for p in new.parameters()) < sum(p.numel() for p in ref.parameters())
+        transfer_weights(ref, new)
+        assert new(torch.rand(1, 3, 64, 64))[0].shape[0] == 1
+
+
+@pytest.mark.parametrize('family,arch', [('ResNeXt', TINY_RESNEXT), ('RegNet', 'regnetx_400mf')])
+def test_anynet_start_arch_is_the_preset(family: str, arch) -> None:
+    """The explicit AnyNet arch builds the preset itself: its weights load strictly and
+    the outputs are equal."""
+    cls = dict(ResNeXt=ResNeXt, RegNet=RegNet)[family]
+    torch.manual_seed(0)
+    ref = cls(arch).eval()
+    m = AnyNet(get_knobs(family).start_arch(arch)).eval()
+    m.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(m(x), ref(x)))
+
+
+def test_grouped_conv_pruning_removes_dead_groups_and_keeps_the_function() -> None:
+    """Groups 1, 4 and 6 (of 8, width 4) of the first stage's bottleneck are dead (zero
+    filters and BN affine: exactly 0 after BN + ReLU); pruning 3 groups removes exactly
+    those, whole, and leaves the network's function unchanged."""
+    torch.manual_seed(0)
+    knobs = get_knobs('ResNeXt')
+    start = knobs.start_arch(TINY_RESNEXT)
+    (bot,) = [k for k in knobs.knobs(start) if k.name == 's1.bot']
+    assert bot.width == 32 and knobs.candidates(start, bot) == [24, 16, 8]
+    old = AnyNet(start, out_indices=(1,)).eval()
+    new = AnyNet(knobs.apply(start, bot, 20), out_indices=(1,)).eval()
+    dead = [c for g in (1, 4, 6) for c in range(g * 4, g * 4 + 4)]
+    f = old.layers.s1_b1.f
+    with torch.no_grad():
+        for bn in (f.a.bn, f.b.bn):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.1, 0.1)
+        for t in (f.a.conv.weight, f.a.bn.weight, f.a.bn.bias, f.b.conv.weight):
+            t[dead] = 0
+        f.b.bn.weight[dead] = 0
+        f.b.bn.bias[dead] = 0
+    kept = transfer_weights(old, new)
+    idx = kept['layers.s1_b1.f.a.conv.weight'].tolist()
+    assert sorted(set(range(32)) - set(idx)) == dead
+    assert kept['layers.s1_b1.f.b.conv.weight'].tolist() == idx
+    assert new.layers.s1_b1.f.b.conv.groups == 5  # 8 - 3 groups, still 4 wide
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(new(x)[0], old(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_grouped_space_keeps_whole_groups_by_summed_score() -> None:
+    from mmbackbones.analysis.shrink import _select
+
+    # groups of 2: sums 3, 11, 7 -> keep groups 1 and 2, in order
+    score = torch.tensor([1.0, 2.0, 5.0, 6.0, 0.0, 7.0], dtype=torch.float64)
+    assert _select(6, 4, score, group=2).tolist() == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match='whole groups'):
+        _select(6, 3, score, group=2)
+
+
 def test_transfer_keeps_the_largest_l2_filters_in_order() -> None:
     torch.manual_seed(0)
     old, new = _tiny(32), _tiny(8)
@@ -283,8 +399,10 @@ def test_selection_maximises_accuracy_change_per_latency_saved() -> None:
 
 
 def test_bad_inputs_are_explained(tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"'RegNet' is not supported.*EfficientNet"):
-        NetAdaptConfig(backbone='RegNet', target_ratio=0.8).validate()
+    with pytest.raises(ValueError, match=r"'ResNet' is not supported.*EfficientNet"):
+        NetAdaptConfig(backbone='ResNet', target_ratio=0.8).validate()
+    with pytest.raises(ValueError, match='ResNeXt has no width multiplier'):
+        get_knobs('ResNeXt').start_arch('50_32x4d', widen_factor=0.5)
     with pytest.raises(ValueError, match='target_ms must be > 0'):
         NetAdaptConfig(target_ms=0.0).validate()
     with pytest.raises(ValueError, match='target_ms must be > 0'):

@@ -413,7 +413,7 @@ class NetAdapt:
         if target >= direct:
             raise ValueError(
                 f'NetAdapt: target {target:.3f} ms is not below the start latency '
-                f'{direct:.3f} ms ({self.knobs.family} {cfg.arch!r}, {cfg.shape[0]}x'
+                f'{direct:.3f} ms ({cfg.backbone} {cfg.arch!r}, {cfg.shape[0]}x'
                 f'{cfg.shape[1]}, {cfg.threads} thread(s)); choose a lower --target-ms or '
                 'a --target-ratio in (0, 1)'
             )
@@ -586,7 +586,7 @@ class NetAdapt:
         _write_json(self.out / 'trajectory.json', state['trajectory'])
         name = cfg.arch if isinstance(cfg.arch, str) else 'custom arch'
         settings = (
-            f'{self.knobs.family} {name} x{cfg.widen_factor}, {cfg.shape[0]}x{cfg.shape[1]}'
+            f'{cfg.backbone} {name} x{cfg.widen_factor}, {cfg.shape[0]}x{cfg.shape[1]}'
             f' batch 1, {cfg.threads} thread(s), {cfg.stat} of {cfg.repeats}, seed {cfg.seed}'
         )
         comment = (

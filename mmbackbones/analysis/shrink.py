@@ -14,6 +14,13 @@ them, the next conv's input dimension) belongs to one space.
 * ReXNet's partial residual (``out[:, :c_in] += x``) ties the first ``c_in`` output
   channels to the input: the output keeps the input's kept channels first (in the input's
   order), then its best remaining channels.
+* A grouped conv (ResNeXt / RegNet bottlenecks) reads and writes one space whose channels
+  go in groups of the group width: filters of group ``k`` read only group ``k``'s inputs,
+  so a narrower space keeps whole groups (ranked by their summed scores, the grouped
+  conv's filters included), and the group width stays.
+* The AnyNet blocks (:class:`ResBottleneckBlock`, :class:`ResBasicBlock`,
+  :class:`VanillaBlock`) are traced like the inverted residuals; a projection shortcut
+  writes the block's output space, an identity shortcut ties it to the input's.
 
 The new network's shapes decide each space's new width; spaces never grow.
 """
@@ -34,6 +41,7 @@ class _Tracer:
         self.parent: list[int] = []
         self.score: list[torch.Tensor] = []
         self.prefix: dict[int, int] = {}  # output space -> input space (partial residual)
+        self.group: dict[int, int] = {}  # space -> group width of a grouped conv on it
         self.dims: dict[str, list[int | None]] = {}
 
     def new(self, score: torch.Tensor) -> int:
@@ -64,10 +72,18 @@ class _Tracer:
         """Trace a conv reading ``space``; returns the space of its output."""
         w = conv.weight
         if conv.groups > 1:
-            if not conv.groups == conv.in_channels == conv.out_channels:
-                raise TypeError(f'shrink: only depthwise grouped convs are supported ({prefix})')
+            if conv.in_channels != conv.out_channels or space is None:
+                raise TypeError(
+                    f'shrink: grouped convs must keep their width ({prefix}: '
+                    f'{conv.in_channels} -> {conv.out_channels})'
+                )
             out = space
             self.dims[f'{prefix}.weight'] = [space, None, None, None]
+            if conv.groups < conv.in_channels:  # whole groups only; depthwise: any channel
+                self.group[space] = conv.in_channels // conv.groups
+                self.score[space] = self.score[space] + w.detach().double().flatten(1).pow(2).sum(
+                    1
+                )
         else:
             out = self.new(w.flatten(1).pow(2).sum(1))
             self.dims[f'{prefix}.weight'] = [out, space, None, None]
@@ -87,10 +103,7 @@ class _Tracer:
             mid = self.conv_norm_act(f'{prefix}.expand', m.expand, space)
         mid = self.conv_norm_act(f'{prefix}.dw', m.dw, mid)
         if m.se is not None:
-            red = self.conv(f'{prefix}.se.fc1', m.se.fc1, mid)
-            self.norm(f'{prefix}.se.bn', m.se.bn, red)
-            self.dims[f'{prefix}.se.fc2.weight'] = [mid, red, None, None]
-            self.dims[f'{prefix}.se.fc2.bias'] = [mid]
+            self.squeeze_excite(f'{prefix}.se', m.se, mid)
         out = self.conv_norm_act(f'{prefix}.project', m.project, mid)
         if m.shortcut == 'full':
             self.union(out, space)
@@ -98,19 +111,58 @@ class _Tracer:
             self.prefix[out] = space
         return out
 
+    def squeeze_excite(self, prefix: str, se: nn.Module, space: int) -> None:
+        red = self.conv(f'{prefix}.fc1', se.fc1, space)
+        self.norm(f'{prefix}.bn', se.bn, red)
+        self.dims[f'{prefix}.fc2.weight'] = [space, red, None, None]
+        self.dims[f'{prefix}.fc2.bias'] = [space]
+
+    def sequence(self, prefix: str, seq: nn.Module, space: int | None) -> int | None:
+        """Convs / SE in a row (an AnyNet block's ``f`` or a vanilla block)."""
+        from mmbackbones.models.layers import ConvNormAct, SqueezeExcite
+
+        for name, m in seq.named_children():
+            if isinstance(m, ConvNormAct):
+                space = self.conv_norm_act(f'{prefix}.{name}', m, space)
+            elif isinstance(m, SqueezeExcite):
+                self.squeeze_excite(f'{prefix}.{name}', m, space)
+            else:
+                raise TypeError(f'shrink: unsupported {type(m).__name__} at {prefix}.{name}')
+        return space
+
+    def residual_block(self, prefix: str, m: nn.Module, space: int | None) -> int | None:
+        out = self.sequence(f'{prefix}.f', m.f, space)
+        if m.proj is None:
+            self.union(out, space)
+        else:
+            self.union(out, self.conv_norm_act(f'{prefix}.proj', m.proj, space))
+        return out
+
     def layers(self, prefix: str, layers: nn.Sequential) -> int | None:
+        from mmbackbones.models.backbones.anynet import (
+            ResBasicBlock,
+            ResBottleneckBlock,
+            VanillaBlock,
+        )
         from mmbackbones.models.layers import ConvNormAct, InvertedResidual
 
         space = None  # the RGB input is never shrunk
         for name, layer in layers.named_children():
+            where = f'{prefix}.{name}'
             if isinstance(layer, ConvNormAct):
-                space = self.conv_norm_act(f'{prefix}.{name}', layer, space)
+                space = self.conv_norm_act(where, layer, space)
             elif isinstance(layer, InvertedResidual):
-                space = self.inverted_residual(f'{prefix}.{name}', layer, space)
+                space = self.inverted_residual(where, layer, space)
+            elif isinstance(layer, (ResBottleneckBlock, ResBasicBlock)):
+                space = self.residual_block(where, layer, space)
+            elif isinstance(layer, VanillaBlock):
+                space = self.sequence(where, layer, space)
+            elif isinstance(layer, nn.MaxPool2d):
+                continue  # channel-wise: the space passes through
             else:
                 raise TypeError(
-                    f'shrink: unsupported layer {type(layer).__name__} at {prefix}.{name}; '
-                    'supported: ConvNormAct, InvertedResidual'
+                    f'shrink: unsupported layer {type(layer).__name__} at {where}; supported: '
+                    'ConvNormAct, InvertedResidual, the AnyNet blocks, MaxPool2d'
                 )
         return space
 
@@ -124,11 +176,29 @@ class _Tracer:
 
 
 def _select(
-    old: int, new: int, score: torch.Tensor, first: Sequence[int] = (), name: str = ''
+    old: int,
+    new: int,
+    score: torch.Tensor,
+    first: Sequence[int] = (),
+    name: str = '',
+    group: int = 1,
 ) -> torch.Tensor:
-    """Kept channel indices: ``first`` (in order), then the best of the rest by ``score``."""
+    """Kept channel indices: ``first`` (in order), then the best of the rest by ``score``;
+    with ``group > 1``, whole groups of ``group`` consecutive channels by summed score."""
     if new > old:
         raise ValueError(f'shrink: channel space {name} grows from {old} to {new}')
+    if group > 1:
+        if first:
+            raise ValueError(f'shrink: space {name} has both groups and a partial residual')
+        if old % group or new % group:
+            raise ValueError(
+                f'shrink: channel space {name} of grouped convs (group width {group}) '
+                f'must keep whole groups, got {old} -> {new}'
+            )
+        g_score = score.view(-1, group).sum(1)
+        groups = sorted(range(old // group), key=lambda i: (-float(g_score[i]), i))
+        keep = sorted(groups[: new // group])
+        return torch.tensor([g * group + j for g in keep for j in range(group)], dtype=torch.long)
     if len(first) > new:
         raise ValueError(
             f'shrink: {name} keeps {new} channels but its partial residual needs {len(first)}'
@@ -196,13 +266,20 @@ def shrink_state_dict(old: nn.Module, new: nn.Module) -> tuple[dict, dict[str, t
     for s in range(len(t.parent)):
         r = t.find(s)
         score[r] = score[r] + t.score[s] if r in score else t.score[s].clone()
+    group: dict[int, int] = {}
+    for s, g in t.group.items():
+        r = t.find(s)
+        if group.setdefault(r, g) != g:
+            raise ValueError(f'shrink: channel space #{r} has group widths {group[r]} and {g}')
     selection: dict[int, torch.Tensor] = {}
     for r in sorted(new_width):  # creation order: a partial residual's input comes first
         first: Sequence[int] = ()
         src = t.prefix.get(r)
         if src is not None:
             first = selection[t.find(src)].tolist()
-        selection[r] = _select(old_width[r], new_width[r], score[r], first, name=f'#{r}')
+        selection[r] = _select(
+            old_width[r], new_width[r], score[r], first, name=f'#{r}', group=group.get(r, 1)
+        )
 
     out, kept = {}, {}
     for key, tensor in old_sd.items():

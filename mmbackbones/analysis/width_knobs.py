@@ -12,10 +12,12 @@ live here, in one table (:data:`FAMILIES`):
   shrink together, so every shortcut stays; a block without expansion conv that reads
   the group follows it; ``head``: the 1x1 conv before pooling. SE widths follow (1/4 of
   the expansion, rounded to 8, by the family's own rule).
-* **ReXNet** (arch ``channels``, per-block output widths, and ``head_ch``): ``bN.out``,
-  never below the block's input width where the block has its partial residual
-  (``out[:, :c_in] += x`` needs ``c_in <= c_out``); the expansion follows the input
-  width (``expansion`` x), SE follows the expansion; ``head``.
+* **ReXNet** (arch ``channels``, per-block output widths, ``mid_channels``, per-block
+  expansion widths, and ``head_ch``): ``bN.out``, never below the block's input width
+  where the block has its partial residual (``out[:, :c_in] += x`` needs
+  ``c_in <= c_out``); ``bN.exp``: the expansion width of block N (block 0, without an
+  expansion conv, has none). An expansion that was never adapted follows the input width
+  (``expansion`` x); one that was keeps its width. SE follows the expansion; ``head``.
 * **EfficientNet** (arch ``stages`` rows ``(expand, kernel, stride, channels, repeats)``):
   the arch dict holds per-*stage* widths and expansion *ratios* only (a block's expansion
   width is ``make_divisible(in * expand)``, not expressible per block), so the knobs are
@@ -27,6 +29,18 @@ live here, in one table (:data:`FAMILIES`):
   1x1 conv before pooling. Candidate widths that would add or drop a shortcut or an
   expansion conv are skipped.
 
+* **AnyNet** (and **RegNet** / **ResNeXt**, whose arches translate to AnyNet's; the
+  adapted arch is an explicit ``AnyNet`` arch dict: per-stage ``widths``, ``bot_muls``,
+  ``group_ws``): ``<group>.out``: the output width of a *residual group*: the stem and
+  the stages whose first block has an identity shortcut (stride 1, ``in == out``)
+  shrink together; a stage's other blocks always have identity shortcuts, so a stage
+  shrinks as a whole. The bottleneck width stays (``bot_mul`` is rewritten). ``sN.bot``
+  (``res_bottleneck`` blocks): the bottleneck width of stage N, in steps of whole groups
+  of the 3x3 grouped conv (``lcm(group_w, 8)`` channels: groups are pruned, the group
+  width stays, at least 2 groups remain). SE widths follow the block input
+  (``se_ratio`` x). Candidate widths that would add or drop a projection shortcut are
+  skipped.
+
 Widths shrink to multiples of 8 (minimum 8). Candidate widths that would change a block's
 structure by accident (e.g. make an expansion width equal to the input width, which drops
 the expansion conv) are skipped.
@@ -37,7 +51,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, lcm
 from typing import Any, ClassVar
 
 DIVISOR = 8
@@ -66,6 +80,23 @@ def _smaller_multiples(width: int, lo: int) -> list[int]:
     """Multiples of :data:`DIVISOR` below ``width`` and >= ``lo``, largest first."""
     top = (width - 1) // DIVISOR * DIVISOR
     return list(range(top, max(lo, DIVISOR) - 1, -DIVISOR))
+
+
+def _group_out_knobs(
+    groups: list[list[int]], widths: list[int], prefix: str, offset: int = 0
+) -> list[Knob]:
+    """One ``'out'`` knob per residual group: positions ``p`` (-1 = stem) are named
+    ``f'{prefix}{p + offset}'``, a group by its first and last member; ``widths[p + 1]``
+    is position ``p``'s output width."""
+
+    def label(p: int) -> str:
+        return 'stem' if p < 0 else f'{prefix}{p + offset}'
+
+    out = []
+    for g in groups:
+        name = label(g[0]) if len(g) == 1 else f'{label(g[0])}-{label(g[-1])}'
+        out.append(Knob(f'{name}.out', 'out', widths[g[-1] + 1], DIVISOR, tuple(g)))
+    return out
 
 
 class WidthKnobs(ABC):
@@ -151,11 +182,7 @@ class MobileNetV3Knobs(WidthKnobs):
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         widths = self._widths(arch)
-        out = []
-        for g in self._groups(arch):
-            ends = ['stem' if p < 0 else f'b{p}' for p in (g[0], g[-1])]
-            name = ends[0] if len(g) == 1 else '-'.join(ends)
-            out.append(Knob(f'{name}.out', 'out', widths[g[-1] + 1], DIVISOR, tuple(g)))
+        out = _group_out_knobs(self._groups(arch), widths, 'b')
         for i, row in enumerate(arch['blocks']):
             if self._has_expand(arch, i, widths):
                 out.append(Knob(f'b{i}.exp', 'exp', int(row[1]), DIVISOR, (i,)))
@@ -238,24 +265,60 @@ class ReXNetKnobs(WidthKnobs):
         stem, _, _, _ = rexnet_channels({**_DEFAULT_ARCH, **arch})
         return [stem] + [int(c) for c in arch['channels'][:-1]]
 
+    @staticmethod
+    def _defaults() -> dict[str, Any]:
+        from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH
+
+        return _DEFAULT_ARCH
+
+    def _mids(self, arch: dict, ins: list[int]) -> list[int]:
+        from mmbackbones.models.backbones.rexnet import rexnet_mid_channels
+
+        return rexnet_mid_channels({**self._defaults(), **arch}, ins)
+
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         ins, strides = self._in_widths(arch), self._strides(arch)
+        mids = self._mids(arch, ins)
         out = []
         for i, c in enumerate(arch['channels']):
             residual = strides[i] == 1 and ins[i] <= c  # keep the partial shortcut
             lo = max(DIVISOR, ins[i]) if residual else DIVISOR
             out.append(Knob(f'b{i}.out', 'out', int(c), lo, (i,)))
+        full = {**self._defaults(), **arch}
+        layers = [ceil(n * full['depth_mult']) for n in full['layers']]
+        se = [
+            full['use_se'] and full['se_stages'][st]
+            for st, n in enumerate(layers)
+            for _ in range(n)
+        ]
+        for i, m in enumerate(mids):
+            if m != ins[i]:  # the block has an expansion conv
+                lo = max(DIVISOR, full['se_ratio']) if se[i] else DIVISOR  # SE keeps >= 1
+                out.append(Knob(f'b{i}.exp', 'exp', int(m), lo, (i,)))
         out.append(Knob('head', 'head', int(arch['head_ch']), DIVISOR))
         return [k for k in out if self.candidates(arch, k)]
 
     def candidates(self, arch: dict[str, Any], knob: Knob) -> list[int]:
-        return _smaller_multiples(knob.width, knob.min_width)
+        ws = _smaller_multiples(knob.width, knob.min_width)
+        if knob.kind == 'head':
+            return ws
+        (i,) = knob.positions
+        ins = self._in_widths(arch)
+        if knob.kind == 'exp':
+            return [w for w in ws if w != ins[i]]  # mid == in would drop the expansion conv
+        given = arch.get('mid_channels')
+        nxt = given[i + 1] if given is not None and i + 1 < len(given) else None
+        return [w for w in ws if w != nxt]  # an adapted next expansion must stay a conv
 
     def apply(self, arch: dict[str, Any], knob: Knob, width: int) -> dict[str, Any]:
         new = copy.deepcopy(arch)
         if knob.kind == 'out':
             new['channels'] = list(new['channels'])
             new['channels'][knob.positions[0]] = width
+        elif knob.kind == 'exp':
+            mids = new.get('mid_channels') or [None] * len(new['channels'])
+            new['mid_channels'] = list(mids)
+            new['mid_channels'][knob.positions[0]] = width
         elif knob.kind == 'head':
             new['head_ch'] = width
         else:
@@ -344,11 +407,7 @@ class EfficientNetKnobs(WidthKnobs):
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         widths = self._widths(arch)
-        out = []
-        for g in self._groups(arch):
-            ends = ['stem' if p < 0 else f's{p + 1}' for p in (g[0], g[-1])]
-            name = ends[0] if len(g) == 1 else '-'.join(ends)
-            out.append(Knob(f'{name}.out', 'out', widths[g[-1] + 1], DIVISOR, tuple(g)))
+        out = _group_out_knobs(self._groups(arch), widths, 's', offset=1)
         out.append(Knob('head', 'head', int(arch['head_channels']), DIVISOR))
         return [k for k in out if self.candidates(arch, k)]
 
@@ -382,8 +441,121 @@ class EfficientNetKnobs(WidthKnobs):
         return new
 
 
+class AnyNetKnobs(WidthKnobs):
+    """Knobs of :class:`AnyNet`, and of RegNet / ResNeXt through their AnyNet arch (see
+    the module docstring).
+
+    Args:
+        source (str): The family whose presets / arch dicts :meth:`start_arch` reads:
+            ``'AnyNet'``, ``'RegNet'`` or ``'ResNeXt'``. The adapted arch is always an
+            explicit ``AnyNet`` arch dict.
+
+    Example:
+        >>> k = AnyNetKnobs('ResNeXt')
+        >>> arch = k.start_arch('50_32x4d')
+        >>> arch['widths'], arch['group_ws']
+        ([256, 512, 1024, 2048], [4, 8, 16, 32])
+        >>> ' '.join(x.name for x in k.knobs(arch))
+        'stem.out s1.out s2.out s3.out s4.out s1.bot s2.bot s3.bot s4.bot'
+        >>> k.candidates(arch, k.knobs(arch)[5])[:3]  # s1: 128 = 32 groups of 4, 2 at a time
+        [120, 112, 104]
+    """
+
+    family = 'AnyNet'
+
+    def __init__(self, source: str = 'AnyNet') -> None:
+        self.source = source
+
+    def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
+        from mmbackbones.models.backbones import anynet
+
+        if widen_factor != 1.0:
+            raise ValueError(
+                f'NetAdapt: {self.source} has no width multiplier; use widen_factor=1.0 '
+                f'(got {widen_factor}) and an arch with the widths to start from'
+            )
+        full = getattr(anynet, self.source).to_anynet(arch)
+        if full['block_type'] == 'res_bottleneck':  # exact bottleneck widths, written out
+            full['bot_muls'] = [
+                self._bot(w, b) / w for w, b in zip(full['widths'], full['bot_muls'])
+            ]
+        return full
+
+    @staticmethod
+    def _bot(width: int, bot_mul: float) -> int:
+        return int(round(width * bot_mul))
+
+    @staticmethod
+    def _widths(arch: dict) -> list[int]:
+        """Output widths by position: ``[stem, s1, s2, ...]``; stage i reads index i."""
+        return [int(arch['stem_w'])] + [int(w) for w in arch['widths']]
+
+    def _projections(self, arch: dict) -> list[bool]:
+        """Per stage: whether its first block has a projection shortcut."""
+        if arch['block_type'] == 'vanilla':
+            return [False] * len(arch['widths'])
+        w = self._widths(arch)
+        return [s != 1 or w[i] != w[i + 1] for i, s in enumerate(arch['strides'])]
+
+    def _groups(self, arch: dict) -> list[list[int]]:
+        groups: list[list[int]] = [[-1]]
+        residual = arch['block_type'] != 'vanilla'
+        for i, proj in enumerate(self._projections(arch)):
+            if residual and not proj:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
+
+    def knobs(self, arch: dict[str, Any]) -> list[Knob]:
+        widths = self._widths(arch)
+        out = _group_out_knobs(self._groups(arch), widths, 's', offset=1)
+        if arch['block_type'] == 'res_bottleneck':
+            for i, (w, b) in enumerate(zip(arch['widths'], arch['bot_muls'])):
+                out.append(Knob(f's{i + 1}.bot', 'bot', self._bot(w, b), DIVISOR, (i,)))
+        return [k for k in out if self.candidates(arch, k)]
+
+    def _step(self, arch: dict, i: int) -> int:
+        g = arch['group_ws'][i]
+        return lcm(int(g), DIVISOR) if g else DIVISOR
+
+    def candidates(self, arch: dict[str, Any], knob: Knob) -> list[int]:
+        if knob.kind == 'bot':
+            (i,) = knob.positions
+            step = self._step(arch, i)
+            g = arch['group_ws'][i]
+            lo = max(step, 2 * g) if g else step  # a grouped conv keeps >= 2 groups
+            return list(range((knob.width - 1) // step * step, lo - 1, -step))
+        ref = self._projections(arch)
+        ws = _smaller_multiples(knob.width, knob.min_width)
+        return [w for w in ws if self._projections(self.apply(arch, knob, w)) == ref]
+
+    def apply(self, arch: dict[str, Any], knob: Knob, width: int) -> dict[str, Any]:
+        new = copy.deepcopy(arch)
+        bottleneck = arch['block_type'] == 'res_bottleneck'
+        if knob.kind == 'out':
+            for p in knob.positions:
+                if p < 0:
+                    new['stem_w'] = width
+                    continue
+                if bottleneck:  # the bottleneck width stays
+                    new['bot_muls'][p] = self._bot(arch['widths'][p], arch['bot_muls'][p]) / width
+                new['widths'][p] = width
+        elif knob.kind == 'bot':
+            (p,) = knob.positions
+            new['bot_muls'][p] = width / arch['widths'][p]
+        else:
+            raise ValueError(f'AnyNet: unknown knob kind {knob.kind!r}')
+        return new
+
+
 FAMILIES: dict[str, WidthKnobs] = {
-    k.family: k for k in (MobileNetV3Knobs(), ReXNetKnobs(), EfficientNetKnobs())
+    'MobileNetV3': MobileNetV3Knobs(),
+    'ReXNet': ReXNetKnobs(),
+    'EfficientNet': EfficientNetKnobs(),
+    'AnyNet': AnyNetKnobs('AnyNet'),
+    'RegNet': AnyNetKnobs('RegNet'),
+    'ResNeXt': AnyNetKnobs('ResNeXt'),
 }
 
 
@@ -401,6 +573,6 @@ def get_knobs(family: str) -> WidthKnobs:
     if name not in FAMILIES:
         raise ValueError(
             f'NetAdapt: backbone family {family!r} is not supported; supported families are '
-            f'{sorted(FAMILIES)} (AnyNet/RegNet/ResNeXt have no width knobs yet)'
+            f'{sorted(FAMILIES)}'
         )
     return FAMILIES[name]

@@ -89,7 +89,10 @@ def compile_for_inference(
     if not isinstance(model, nn.Module):
         raise TypeError(f'compile_for_inference: expected an nn.Module, got {type(model)}')
     _check_compiler()
-    model = fuse(model) if fuse_first else model.eval()
+    if fuse_first:
+        model = fuse(model)
+    else:
+        model.eval()  # not `model = model.eval()`: mmdet's backbones' train() returns None
     return torch.compile(
         model, dynamic=dynamic, options={'freezing': True, 'layout_optimization': False}
     )

@@ -40,6 +40,10 @@ _DEFAULT_ARCH: dict[str, Any] = dict(
     kernel_sizes=(3, 3, 3, 3, 3, 3),
     expansion=6,  # expansion of every block but the first (which has 1)
     channels=None,  # explicit per-block output channels (channel search); overrides growth
+    # explicit per-block expansion widths (NetAdapt); None, or a None entry, = the block's
+    # input width x expansion (1 for block 0); a block whose width equals its input has no
+    # expansion conv
+    mid_channels=None,
     head_ch=None,  # None = the authors' rule (int(1280 * w); lite: 1280 unless w > 1)
 )
 
@@ -88,6 +92,38 @@ def rexnet_channels(arch: dict[str, Any]) -> tuple[int, list[int], list[int], in
     if arch['head_ch'] is not None:
         head = int(arch['head_ch'])
     return stem, [stem] + outs[:-1], outs, head
+
+
+def rexnet_mid_channels(arch: dict[str, Any], in_channels: list[int]) -> list[int]:
+    """Per-block expansion widths: ``arch['mid_channels']`` where given, else the input
+    width times ``expansion`` (1 for the first block).
+
+    Example:
+        >>> a = ReXNet.resolve_arch('1.0', _DEFAULT_ARCH)
+        >>> _, cin, _, _ = rexnet_channels(a)
+        >>> rexnet_mid_channels(a, cin)[:3]
+        [32, 96, 162]
+        >>> rexnet_mid_channels({**a, 'mid_channels': [None, 64] + [None] * 14}, cin)[:3]
+        [32, 64, 162]
+    """
+    n = len(in_channels)
+    mids = [c * (1 if b == 0 else arch['expansion']) for b, c in enumerate(in_channels)]
+    given = arch.get('mid_channels')
+    if given is None:
+        return mids
+    if len(given) != n:
+        raise ValueError(
+            f'ReXNet: arch["mid_channels"] has {len(given)} entries but the layout has '
+            f'{n} blocks'
+        )
+    for b, m in enumerate(given):
+        if m is not None:
+            if int(m) != m or m < 1:
+                raise ValueError(
+                    f'ReXNet: arch["mid_channels"][{b}] must be a positive int or None, got {m!r}'
+                )
+            mids[b] = int(m)
+    return mids
 
 
 @MODELS.register_module()
@@ -152,6 +188,7 @@ class ReXNet(BaseBackbone):
         self.act_cfg = act_cfg
 
         stem_ch, in_chs, out_chs, head_ch = rexnet_channels(a)
+        mids = rexnet_mid_channels(a, in_chs)
         layers = [ceil(n * a['depth_mult']) for n in a['layers']]
         sched = StrideSchedule(self.output_stride)
         specs = [
@@ -174,8 +211,7 @@ class ReXNet(BaseBackbone):
                 nominal = first_stride if j == 0 else 1
                 split = self.split_here(sched, nominal)
                 stride, dilation = sched.step(nominal)
-                t = 1 if b == 0 else a['expansion']
-                mid = in_chs[b] * t
+                mid = mids[b]
                 se_cfg = None
                 if use_se:
                     se_cfg = dict(
@@ -191,7 +227,7 @@ class ReXNet(BaseBackbone):
                     stride=stride,
                     dilation=dilation,
                     nominal_stride=nominal,
-                    with_expand=t != 1,
+                    with_expand=mid != in_chs[b],
                     norm_cfg=self.norm_cfg,
                     expand_act_cfg=act_cfg,
                     # lite: ReLU6 right after the dw conv; v1: dw -> BN -> SE -> ReLU6.
