@@ -465,3 +465,35 @@ def test_tiny_run_meets_a_target_20_percent_below_start_and_resumes(tmp_path) ->
     assert ms <= res['target_ms']
     before, after = compare_latency([start, final], (96, 96), threads=1, rounds=30)
     assert after < before
+
+
+@pytest.mark.slow
+def test_tiny_resnext_run_prunes_groups_to_a_target(tmp_path) -> None:
+    """ResNeXt through its AnyNet form: the adapted arch is an AnyNet arch that meets the
+    target, and every grouped conv kept its group width."""
+    arch = dict(depths=(1, 1, 1, 1), cardinality=8, base_width=8, widths=(64, 128, 256, 512))
+    out = str(tmp_path / 'na')
+    args = [
+        TOOL, '--backbone', 'ResNeXt', '--arch', json.dumps(arch), '--target-ratio', '0.8',
+        '--margin', '0.05', '--stat', 'min', '--shape', '96', '--repeats', '30',
+        '--lut-repeats', '10', '--delta', '0.1', '--pretrain-iters', '10',
+        '--finetune-iters', '2', '--batch-size', '16', '--n-train', '100', '--n-val', '50',
+        '--threads', '1', '--no-progress', '--out', out,
+    ]  # fmt: skip
+    res_run = run_tool(args, str(tmp_path), {'OMP_NUM_THREADS': '1'}, 900)
+    assert res_run.returncode == 0, res_run.stderr
+    res = json.load(open(osp.join(out, 'result.json')))
+    assert res['family'] == 'AnyNet' and res['status'] == 'done'
+    assert res['final']['meets_target']
+    start, final = AnyNet(res['start_arch']), AnyNet(res['arch'])
+
+    def group_widths(m: nn.Module) -> list[int]:
+        return [
+            c.in_channels // c.groups
+            for c in m.modules()
+            if isinstance(c, nn.Conv2d) and c.groups > 1
+        ]
+
+    assert group_widths(final) == group_widths(start) == [8, 16, 32, 64]
+    ms = min(measure_latency(final, (96, 96), 1, repeats=100)['min_ms'] for _ in range(3))
+    assert ms <= res['target_ms']

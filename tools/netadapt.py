@@ -3,6 +3,10 @@
     python tools/netadapt.py --backbone MobileNetV3 --arch small --target-ratio 0.75 \\
         --shape 224 224 --threads 1 --out work_dirs/netadapt_mnv3_small
     python tools/netadapt.py --backbone ReXNet --arch 1.0 --target-ms 25 --out work_dirs/na_rex
+    # RegNet / ResNeXt adapt through their AnyNet form (grouped convs lose whole groups);
+    # the result is an AnyNet arch dict
+    python tools/netadapt.py --backbone ResNeXt --arch 50_32x4d --target-ratio 0.8 \
+        --out work_dirs/na_resnext
     python tools/netadapt.py --backbone MobileNetV3 --arch '{"blocks": [[3, 16, 16, true,
         "RE", 2], ...]}' --target-ratio 0.8 --out work_dirs/na_custom
 
