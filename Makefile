@@ -15,9 +15,10 @@ format: env
 	$(PY) -m ruff check --fix mmbackbones tools tests configs setup.py
 	$(PY) -m ruff format mmbackbones tools tests configs setup.py
 
-# Fast suite (slow tests excluded); pytest's "no tests collected" (exit 5) fails too.
+# Fast suite (slow tests excluded) plus the docstring examples of the package;
+# pytest's "no tests collected" (exit 5) fails too.
 test: lint
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" tests mmbackbones --doctest-modules $(PYTEST_ARGS)
 
 test-slow: env
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

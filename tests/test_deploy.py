@@ -267,11 +267,13 @@ def test_compile_for_inference_equals_unfused() -> None:
     assert _has_bn(model)  # the input model is left as it was
 
 
-def test_compile_for_inference_without_compiler(monkeypatch) -> None:
+def test_compile_for_inference_without_compiler() -> None:
     from torch._inductor import config as inductor_config
 
     from mmbackbones.deploy import CompileUnavailableError, compile_for_inference
 
-    monkeypatch.setattr(inductor_config.cpp, 'cxx', ('no-such-compiler-for-mmbackbones',))
-    with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler'):
-        compile_for_inference(MobileNetV3('small'))
+    # inductor's own config patch (restores the setting on exit)
+    with inductor_config.patch({'cpp.cxx': ('no-such-compiler-for-mmbackbones',)}):
+        with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler'):
+            compile_for_inference(MobileNetV3('small'))
+    assert inductor_config.cpp.cxx != ('no-such-compiler-for-mmbackbones',)
