@@ -108,3 +108,42 @@ def test_ssd_anchors_follow_the_builtin_image_size() -> None:
     assert gen.strides == [16, 32, 64, 96, 192, 192]
     assert gen.min_sizes == [29, 60, 90, 121, 152, 182]
     assert gen.max_sizes == [60, 90, 121, 152, 182, 192]
+
+
+def test_generated_sets_are_written_atomically(tmp_path) -> None:
+    """A half-written or stale set is replaced; a failed generation leaves nothing."""
+    import os
+
+    import pytest
+
+    from mmbackbones.datasets.generated import ensure_generated, is_current
+
+    root = tmp_path / 'set'
+    root.mkdir()
+    (root / 'junk.txt').write_text('from an interrupted run without a VERSION stamp')
+    calls = []
+
+    def write(path: str) -> None:
+        calls.append(path)
+        (tmp_path / 'set_written').write_text(path)
+        with open(os.path.join(path, 'a.txt'), 'w') as f:
+            f.write('a')
+
+    out = ensure_generated(str(root), 3, write, 'toy', verbose=False)
+    assert sorted(os.listdir(out)) == ['VERSION', 'a.txt'] and is_current(out, 3)
+    assert calls[0] != str(root)  # written elsewhere, then renamed into place
+    ensure_generated(str(root), 3, write, 'toy', verbose=False)
+    assert len(calls) == 1  # current: not regenerated
+    ensure_generated(str(root), 4, write, 'toy', verbose=False)
+    assert len(calls) == 2 and is_current(str(root), 4)  # stale: replaced
+
+    def fail(path: str) -> None:
+        with open(os.path.join(path, 'half.txt'), 'w') as f:
+            f.write('half')
+        raise KeyboardInterrupt
+
+    other = tmp_path / 'other'
+    with pytest.raises(KeyboardInterrupt):
+        ensure_generated(str(other), 1, fail, 'toy', verbose=False)
+    assert not other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['set', 'set_written']

@@ -28,12 +28,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import os.path as osp
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .generated import ensure_generated
 
 # mmseg's CityscapesDataset.METAINFO['classes'], indexed by train id
 CITYSCAPES_CLASSES = (
@@ -592,14 +593,6 @@ def _write_all(root: str, chunk: int = 16) -> None:
             fut.result()
 
 
-def _is_current(root: str) -> bool:
-    stamp = osp.join(root, 'VERSION')
-    if not osp.isfile(stamp):
-        return False
-    with open(stamp) as f:
-        return f.read().strip() == str(CITYSCAPES_SYNTH_VERSION)
-
-
 def ensure_cityscapes_synth(
     root: str = 'data/builtin/cityscapes_synth', verbose: bool = True
 ) -> str:
@@ -612,24 +605,6 @@ def ensure_cityscapes_synth(
     temporary directory and renamed into place, so processes that start together (the ranks
     of a distributed run, parallel test sessions) never see half a data set.
     """
-    if _is_current(root):
-        return osp.abspath(root)
-    tmp = f'{root.rstrip("/")}.tmp-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True)
-    if verbose:
-        print(
-            f'[mmbackbones] generating the built-in Cityscapes-format data set in {root} ...',
-            flush=True,
-        )
-    _write_all(tmp)
-    with open(osp.join(tmp, 'VERSION'), 'w') as f:
-        f.write(str(CITYSCAPES_SYNTH_VERSION))
-    if osp.exists(root) and not _is_current(root):  # an older generator's set
-        shutil.rmtree(root, ignore_errors=True)
-    try:
-        os.rename(tmp, root)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not _is_current(root):
-            raise
-    return osp.abspath(root)
+    return ensure_generated(
+        root, CITYSCAPES_SYNTH_VERSION, _write_all, 'Cityscapes-format', verbose
+    )

@@ -14,11 +14,12 @@ import json
 import math
 import os
 import os.path as osp
-import shutil
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from .generated import ensure_generated
 
 SHAPES_CLASSES = ('circle', 'square', 'triangle', 'star')
 SHAPES_VERSION = 2  # bump when the generator changes; stale data is regenerated
@@ -145,20 +146,12 @@ def ensure_shapes_coco(root: str = 'data/builtin/shapes_coco', verbose: bool = T
     """Generate the built-in COCO-format set under ``root`` unless it is already there.
 
     Returns the absolute path of ``root``. Generation takes a few seconds and is
-    deterministic: the same files on every machine.
+    deterministic: the same files on every machine. It is written to a temporary
+    directory and renamed into place (:func:`.generated.ensure_generated`).
     """
-    stamp = osp.join(root, 'VERSION')
-    if osp.exists(stamp) and open(stamp).read().strip() == str(SHAPES_VERSION):
-        return osp.abspath(root)
-    if osp.exists(root):
-        shutil.rmtree(root)
-    if verbose:
-        print(
-            f'[mmbackbones] generating the built-in "shapes" COCO data set in {root} ...',
-            flush=True,
-        )
-    for split, (num, seed0) in SPLITS.items():
-        _write_split(root, split, num, seed0)
-    with open(stamp, 'w') as f:
-        f.write(str(SHAPES_VERSION))
-    return osp.abspath(root)
+
+    def write(path: str) -> None:
+        for split, (num, seed0) in SPLITS.items():
+            _write_split(path, split, num, seed0)
+
+    return ensure_generated(root, SHAPES_VERSION, write, '"shapes" COCO', verbose)
