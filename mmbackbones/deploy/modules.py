@@ -78,10 +78,11 @@ class PointwiseConv2d(_ConvForm):
     A pointwise convolution is a matrix product over channels. On a channels-last tensor
     the permuted view ``x[n, h, w, :]`` is contiguous, so ``F.linear`` runs one GEMM with
     no copy and the result, permuted back, is again channels-last. On a contiguous NCHW
-    tensor it is ``W @ x.view(n, c, h * w)``. On our CPU (2 threads, batch 1) these GEMMs
-    beat oneDNN's 1x1 convolution on almost every pointwise layer of every family (NHWC:
-    37/40 to 62/64 of the layers, 5-30% of their time; NCHW at output stride 8: 30% of
-    the pointwise time). Other inputs, and ONNX export (where a ``Conv`` node is the
+    tensor it is ``W @ x.view(n, c, h * w)``. On our CPU (2 threads, batch 1, each layer
+    timed on its own) these GEMMs beat oneDNN's 1x1 convolution on almost every pointwise
+    layer of every family (NHWC: 37/40 to 62/64 of the layers, 5-30% of their time; NCHW
+    at output stride 8: 30% of the pointwise time, though only ~3% of the whole network
+    in place). Other inputs, and ONNX export (where a ``Conv`` node is the
     portable form), take ``nn.Conv2d``'s own path. Parameters and state-dict keys are the
     convolution's.
 
