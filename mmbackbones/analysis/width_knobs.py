@@ -82,6 +82,18 @@ def _smaller_multiples(width: int, lo: int) -> list[int]:
     return list(range(top, max(lo, DIVISOR) - 1, -DIVISOR))
 
 
+def _residual_groups(joins: list[bool]) -> list[list[int]]:
+    """Positions (-1 = stem, then 0, 1, ...) grouped in order: position ``i`` joins the
+    group before it where ``joins[i]`` (an identity shortcut ties their widths)."""
+    groups: list[list[int]] = [[-1]]
+    for i, join in enumerate(joins):
+        if join:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def _group_out_knobs(
     groups: list[list[int]], widths: list[int], prefix: str, offset: int = 0
 ) -> list[Knob]:
@@ -167,14 +179,10 @@ class MobileNetV3Knobs(WidthKnobs):
 
     def _groups(self, arch: dict) -> list[list[int]]:
         """Positions (-1 = stem) joined by full residuals, in order."""
-        widths = self._widths(arch)
-        groups: list[list[int]] = [[-1]]
-        for i, row in enumerate(arch['blocks']):
-            if row[5] == 1 and widths[i] == widths[i + 1]:  # residual: in == out
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        return groups
+        w = self._widths(arch)  # residual: stride 1 and in == out
+        return _residual_groups(
+            [r[5] == 1 and w[i] == w[i + 1] for i, r in enumerate(arch['blocks'])]
+        )
 
     @staticmethod
     def _has_expand(arch: dict, i: int, widths: list[int]) -> bool:
@@ -382,14 +390,10 @@ class EfficientNetKnobs(WidthKnobs):
 
     def _groups(self, arch: dict) -> list[list[int]]:
         """Positions (-1 = stem, i = stage i + 1) joined by full residuals, in order."""
-        widths = self._widths(arch)
-        groups: list[list[int]] = [[-1]]
-        for i, row in enumerate(arch['stages']):
-            if row[2] == 1 and widths[i] == widths[i + 1]:  # the first block's residual
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        return groups
+        w = self._widths(arch)  # the stage's first block has a residual
+        return _residual_groups(
+            [r[2] == 1 and w[i] == w[i + 1] for i, r in enumerate(arch['stages'])]
+        )
 
     @staticmethod
     def _structure(arch: dict) -> list[tuple[bool, bool]]:
@@ -498,14 +502,8 @@ class AnyNetKnobs(WidthKnobs):
         return [s != 1 or w[i] != w[i + 1] for i, s in enumerate(arch['strides'])]
 
     def _groups(self, arch: dict) -> list[list[int]]:
-        groups: list[list[int]] = [[-1]]
         residual = arch['block_type'] != 'vanilla'
-        for i, proj in enumerate(self._projections(arch)):
-            if residual and not proj:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        return groups
+        return _residual_groups([residual and not p for p in self._projections(arch)])
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         widths = self._widths(arch)
