@@ -10,7 +10,12 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones.deploy import fold_bn, fuse, randomize_bn
-from mmbackbones.deploy.modules import PointwiseConv2d, SpaceToBatchConv2d
+from mmbackbones.deploy.modules import (
+    OneDNNConv2d,
+    PointwiseConv2d,
+    SpaceToBatchConv2d,
+    onednn_available,
+)
 from mmbackbones.models import ImageClassifier
 from mmbackbones.models.backbones import (
     AnyNet,
@@ -86,7 +91,12 @@ def test_fold_bn_rejects_unfoldable() -> None:
 
 
 @pytest.mark.parametrize('name', sorted(FAMILIES))
-def test_fused_equals_unfused(name: str) -> None:
+@pytest.mark.parametrize('pointwise', ['gemm', 'onednn'])
+def test_fused_equals_unfused(name: str, pointwise: str, monkeypatch) -> None:
+    """At 64x64 every pointwise conv is small enough to run as a GEMM; ``onednn`` sends
+    them through the prepacked oneDNN path as well."""
+    if pointwise == 'onednn':
+        monkeypatch.setattr(OneDNNConv2d, 'POINTWISE_MIN_MACS', 0)
     torch.manual_seed(0)
     model = randomize_bn(FAMILIES[name]()).eval()
     original = copy.deepcopy(model.state_dict())
@@ -233,9 +243,11 @@ def test_space_to_batch_conv_applies_past_the_fast_span() -> None:
         SpaceToBatchConv2d.from_conv(dw(3, 2))
 
 
+@pytest.mark.skipif(not onednn_available(), reason='this PyTorch build has no oneDNN')
 def test_fuse_swaps_convs_by_layout() -> None:
     """Channels-last by default; the OS-8 MobileNetV3's dilation-4 5x5 depthwise convs run
-    on sub-grids, and its 1x1 convs as GEMMs (NCHW too)."""
+    on sub-grids, its other conv layers as prepacked oneDNN calls (the SE's 1x1 convs as
+    GEMMs); without prepacking, and in NCHW, the 1x1 convs are GEMMs."""
     torch.manual_seed(0)
     model = randomize_bn(MobileNetV3('large', output_stride=8, out_indices=(5,))).eval()
 
@@ -243,12 +255,15 @@ def test_fuse_swaps_convs_by_layout() -> None:
         return {type(c) for c in m.modules() if isinstance(c, nn.Conv2d)}
 
     nhwc, nchw = fuse(model), fuse(model, channels_last=False)
-    assert kinds(nhwc) == {nn.Conv2d, PointwiseConv2d, SpaceToBatchConv2d}
+    plain = fuse(model, prepack=False)
+    assert kinds(nhwc) == {OneDNNConv2d, PointwiseConv2d, SpaceToBatchConv2d}
+    assert kinds(plain) == {nn.Conv2d, PointwiseConv2d, SpaceToBatchConv2d}
     assert kinds(nchw) == {nn.Conv2d, PointwiseConv2d}
     x = torch.randn(1, 3, 70, 90)  # 9x12 at output stride 8: not divisible by 4
     with torch.no_grad():
         ref = model(x)
-        assert _max_diff(nhwc(x), ref) <= 1e-5 and _max_diff(nchw(x), ref) <= 1e-5
+        for fused in (nhwc, nchw, plain):
+            assert _max_diff(fused(x), ref) <= 1e-5
     assert nhwc(x)[0].is_contiguous(memory_format=torch.channels_last)
 
 

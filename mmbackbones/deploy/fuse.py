@@ -4,12 +4,13 @@
 every :class:`ConvNormAct`, the ReXNet SE's ``fc1 -> BN``, the AnyNet projection
 shortcuts), makes the activations that follow a fresh convolution output run in place,
 and by default stores the convolution weights channels-last, which makes PyTorch's CPU
-convolutions (oneDNN) run without layout reorders. Pointwise convolutions run as matrix
-products over channels. The result is an ordinary
-``nn.Module`` with the same forward, the same taps and ``out_channels``, exportable to
-ONNX. Modules that are not ours (an mmdet neck, a classifier) get their ``conv -> BN``
-pairs folded where the data flow is certain: adjacent children of an ``nn.Sequential``
-and mmcv's ``ConvModule``.
+convolutions (oneDNN) run without layout reorders. Our conv layers then run as oneDNN
+calls on prepacked weights with the activation (and the ResNeXt/RegNet residual
+addition) fused in; small pointwise convolutions run as matrix products over channels.
+The result is an ordinary ``nn.Module`` with the same forward, the same taps and
+``out_channels``, exportable to ONNX. Modules that are not ours (an mmdet neck, a
+classifier) get their ``conv -> BN`` pairs folded where the data flow is certain:
+adjacent children of an ``nn.Sequential`` and mmcv's ``ConvModule``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from mmbackbones.models.backbones.anynet import ResBasicBlock, ResBottleneckBloc
 from mmbackbones.models.layers import ConvNormAct, InvertedResidual, SqueezeExcite
 
 from .fold import can_fold, fold_bn
-from .modules import PointwiseConv2d, SpaceToBatchConv2d, SqueezeExciteDeploy
+from .modules import (
+    OneDNNConv2d,
+    PointwiseConv2d,
+    ResidualDeploy,
+    SpaceToBatchConv2d,
+    SqueezeExciteDeploy,
+    onednn_available,
+)
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
 _INPLACE_ACTS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.ELU, nn.Hardtanh)
@@ -127,7 +135,41 @@ def _swap_convs(model: nn.Module, channels_last: bool) -> None:
                 parent._modules[name] = SpaceToBatchConv2d.from_conv(child)
 
 
-def fuse(model: nn.Module, inplace: bool = False, channels_last: bool = True) -> nn.Module:
+def _prepack(model: nn.Module) -> nn.Module:
+    """Our conv layers (``ConvNormAct``) as :class:`OneDNNConv2d` with their activation
+    fused, and the AnyNet residual blocks as :class:`ResidualDeploy`, in place. Dilated
+    convs past oneDNN's fast span are left to :func:`_swap_convs` (sub-grids do better).
+    """
+    for m in model.modules():
+        if not isinstance(m, ConvNormAct) or 'bn' in m._modules:
+            continue
+        conv = m._modules['conv']
+        if OneDNNConv2d.applies_to(conv) and not SpaceToBatchConv2d.applies_to(conv):
+            m.conv = OneDNNConv2d.from_conv(conv, m._modules.get('act'))
+            if 'act' in m._modules:
+                del m.act
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            parent._modules[name] = _residual_deploy(child)
+    return _residual_deploy(model)
+
+
+def _residual_deploy(m: nn.Module) -> nn.Module:
+    """``m`` as a :class:`ResidualDeploy` if it is an AnyNet residual block whose last conv
+    was prepacked, else ``m``."""
+    if isinstance(m, (ResBasicBlock, ResBottleneckBlock)) and _fusable_residual(m):
+        return ResidualDeploy(m.proj, m.f, m.act)
+    return m
+
+
+def _fusable_residual(block: nn.Module) -> bool:
+    last = block.f[-1]
+    return len(last) == 1 and isinstance(getattr(last, 'conv', None), OneDNNConv2d)
+
+
+def fuse(
+    model: nn.Module, inplace: bool = False, channels_last: bool = True, prepack: bool = True
+) -> nn.Module:
     """The inference-time (deploy) form of ``model``, in eval mode.
 
     Works on any of our backbones and on any model containing them (``ImageClassifier``,
@@ -149,6 +191,14 @@ def fuse(model: nn.Module, inplace: bool = False, channels_last: bool = True) ->
             the 1x1 stride-1 convolutions run as one matrix product over channels
             (:class:`~mmbackbones.deploy.modules.PointwiseConv2d`), which beat oneDNN's
             1x1 convolution on our CPU. Default: True.
+        prepack (bool): With ``channels_last``, run our conv layers as oneDNN calls on
+            weights reordered once, with the activation, and in the residual blocks of
+            ResNeXt/RegNet the shortcut addition, fused into the convolution
+            (:class:`~mmbackbones.deploy.modules.OneDNNConv2d`,
+            :class:`~mmbackbones.deploy.modules.ResidualDeploy`); small pointwise
+            convs stay GEMMs. It needs a PyTorch build with oneDNN (x86 and ARM CPU
+            wheels) and is skipped without one. Other inputs (CUDA, float16, autograd,
+            ONNX export, tracing) take the plain path. Default: True.
 
     Returns:
         nn.Module: The fused model (``model`` itself when ``inplace``), in eval mode.
@@ -174,5 +224,7 @@ def fuse(model: nn.Module, inplace: bool = False, channels_last: bool = True) ->
         p.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if prepack and channels_last and onednn_available():
+        model = _prepack(model)
     _swap_convs(model, channels_last)
     return model

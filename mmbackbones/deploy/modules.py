@@ -8,6 +8,10 @@ fresh output when autograd does not record.
 
 from __future__ import annotations
 
+import functools
+from itertools import islice
+from types import SimpleNamespace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -116,19 +120,28 @@ class PointwiseConv2d(_ConvForm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or torch.onnx.is_in_onnx_export():
             return super().forward(x)
-        w = self.weight.flatten(1)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            return F.linear(x.permute(0, 2, 3, 1), w, self.bias).permute(0, 3, 1, 2)
-        if not x.is_contiguous():
-            return super().forward(x)
-        n, c, h, wd = x.shape
-        if n == 1 and self.bias is not None:
-            y = torch.addmm(self.bias[:, None], w, x.view(c, h * wd))
-        else:
-            y = torch.matmul(w, x.view(n, c, h * wd))
-            if self.bias is not None:
-                y.add_(self.bias[:, None])
-        return y.view(n, -1, h, wd)
+        y = _pointwise_gemm(x, self.weight, self.bias)
+        return super().forward(x) if y is None else y
+
+
+def _pointwise_gemm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor | None:
+    """A 1x1 stride-1 convolution of a 4-D ``x`` as one GEMM; ``None`` for strided ``x``
+    that is neither channels-last nor contiguous."""
+    w = weight.flatten(1)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return F.linear(x.permute(0, 2, 3, 1), w, bias).permute(0, 3, 1, 2)
+    if not x.is_contiguous():
+        return None
+    n, c, h, wd = x.shape
+    if n == 1 and bias is not None:
+        y = torch.addmm(bias[:, None], w, x.view(c, h * wd))
+    else:
+        y = torch.matmul(w, x.view(n, c, h * wd))
+        if bias is not None:
+            y.add_(bias[:, None])
+    return y.view(n, -1, h, wd)
 
 
 class SpaceToBatchConv2d(_ConvForm):
@@ -201,3 +214,252 @@ class SpaceToBatchConv2d(_ConvForm):
         y = y.permute(0, 2, 3, 1).reshape(d, d, n, hp // d, wp // d, o)
         y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, hp, wp, o)[:, :h, :w]
         return y.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def onednn_available() -> bool:
+    """Whether this PyTorch build has oneDNN's fused convolution ops (x86/ARM CPU builds).
+
+    Example:
+        >>> isinstance(onednn_available(), bool)
+        True
+    """
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, '_convolution_pointwise'
+    )
+
+
+@functools.cache
+def _onednn_ops() -> SimpleNamespace:
+    """The oneDNN op overloads, looked up once (``torch.ops`` lookups cost per call)."""
+    conv = torch.ops.mkldnn._convolution_pointwise
+    return SimpleNamespace(
+        conv=conv.default,
+        conv_add=conv.binary,
+        conv_add_=torch.ops.mkldnn._convolution_pointwise_.binary,
+    )
+
+
+def onednn_post_op(act: nn.Module | None) -> tuple[str, list[float]] | None:
+    """oneDNN's name and scalars for ``act`` as a fused post-op; ``None`` if it has none.
+
+    Example:
+        >>> onednn_post_op(nn.ReLU6())
+        ('hardtanh', [0.0, 6.0])
+        >>> onednn_post_op(nn.GELU()) is None
+        True
+    """
+    if act is None or isinstance(act, nn.Identity):
+        return 'none', []
+    if isinstance(act, nn.Hardtanh):  # nn.ReLU6 included
+        return 'hardtanh', [float(act.min_val), float(act.max_val)]
+    for cls, name in _POST_OPS:
+        if isinstance(act, cls):
+            return name, []
+    return None
+
+
+#: activations oneDNN applies to the convolution's output in the same pass
+_POST_OPS = (
+    (nn.ReLU, 'relu'),
+    (nn.Hardswish, 'hardswish'),
+    (nn.SiLU, 'swish'),
+    (nn.Sigmoid, 'sigmoid'),
+    (nn.Hardsigmoid, 'hardsigmoid'),
+)
+
+
+class OneDNNConv2d(_ConvForm):
+    """A convolution and its activation as one oneDNN call on prepacked weights.
+
+    PyTorch's eager ``Conv2d`` reorders the weight into oneDNN's blocked layout on every
+    call, and runs the activation (and a residual addition) as separate passes over the
+    output. This form reorders the weight once per input shape (``torch.compile``'s
+    frozen CPU graphs do the same) and applies the activation, or a residual addition
+    followed by the activation (:meth:`forward_add`), as oneDNN post-ops in the
+    convolution's own pass. The call costs ~40 us more fixed overhead than a small
+    ``Conv2d``, so :func:`~mmbackbones.deploy.fuse` uses it where the convolution's
+    own work dominates (README, Speed).
+
+    Outputs are channels-last. Inputs that need autograd, are not float32 on the CPU,
+    or are being exported to ONNX, traced or compiled take ``act(Conv2d.forward(x))``.
+    The packed weights are a cache, not state: they are not saved, copied or pickled,
+    and are rebuilt when the weight changes (``load_state_dict``, ``.to()``).
+
+    Args (of :meth:`from_conv`):
+        conv (nn.Conv2d): The convolution (zero padding; BatchNorm already folded).
+        act (nn.Module | None): The activation after it, fused when oneDNN has it as a
+            post-op (:func:`onednn_post_op`) and run after the call otherwise.
+
+    Example:
+        >>> conv, act = nn.Conv2d(8, 16, 3, padding=1), nn.Hardswish()
+        >>> fused = OneDNNConv2d.from_conv(conv, act)
+        >>> x = torch.rand(2, 8, 9, 9).to(memory_format=torch.channels_last)
+        >>> with torch.no_grad():
+        ...     (fused(x) - act(conv(x))).abs().max().item() < 1e-5
+        True
+    """
+
+    replaces = 'a zero-padded Conv2d (oneDNN built in)'
+    #: packed weights kept per module (one per input shape, oldest dropped first)
+    MAX_PACKS = 4
+    #: a 1x1 stride-1 conv with fewer multiply-adds per image runs as a GEMM
+    #: (:class:`PointwiseConv2d`'s path) instead: oneDNN's ~40 us call overhead then
+    #: outweighs prepacking. Measured in whole models on our CPU (README, Speed):
+    #: packing every pointwise conv made MobileNetV3-S 20% slower, this bound keeps
+    #: the mobile nets within 2% and the ResNeXt/RegNet gains (ResNeXt's smallest
+    #: pointwise convs do ~25M multiply-adds at 224x224).
+    POINTWISE_MIN_MACS = 20_000_000
+
+    @classmethod
+    def applies_to(cls, conv: nn.Module) -> bool:
+        """A plain, zero-padded ``nn.Conv2d`` in a PyTorch build with oneDNN."""
+        return (
+            type(conv) is nn.Conv2d
+            and conv.padding_mode == 'zeros'
+            and not isinstance(conv.padding, str)
+            and onednn_available()
+        )
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, act: nn.Module | None = None) -> OneDNNConv2d:
+        """``act(conv(x))`` in this form (parameters shared with ``conv``)."""
+        new = super().from_conv(conv)
+        new._modules = dict(conv._modules)  # the act must not show up in ``conv``
+        post = onednn_post_op(act)
+        new.act = None if post is not None else act
+        new.post_op = post if post is not None else ('none', [])
+        new._packs = {}
+        new._pack_weight = None
+        # c_in * c_out of a pointwise conv (0 otherwise): its multiply-adds per pixel
+        pointwise = PointwiseConv2d.applies_to(conv)
+        new._pointwise = conv.in_channels * conv.out_channels if pointwise else 0
+        new._args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        return new
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {**state, '_packs': {}, '_pack_weight': None}
+
+    def _can_pack(self, x: torch.Tensor) -> bool:
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return False
+        return (
+            x.dtype is torch.float32
+            and x.is_cpu
+            and x.dim() == 4
+            and self.weight.dtype is torch.float32
+            and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export()
+        )
+
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        stamp = (w.data_ptr(), w._version)
+        if self._pack_weight != stamp:  # new weights: every packed copy is stale
+            self._packs.clear()
+            self._pack_weight = stamp
+        packed = self._packs.get(x.shape)
+        if packed is None:
+            if len(self._packs) >= self.MAX_PACKS:
+                del self._packs[next(iter(self._packs))]
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                w.detach().to_mkldnn(),
+                self.padding,
+                self.stride,
+                self.dilation,
+                self.groups,
+                x.shape,
+            )
+            self._packs[x.shape] = packed
+        return packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = None
+        if self._pointwise and x.dim() == 4 and not torch.onnx.is_in_onnx_export():
+            if x.shape[0] * x.shape[2] * x.shape[3] * self._pointwise < self.POINTWISE_MIN_MACS:
+                y = _pointwise_gemm(x, self.weight, self.bias)
+        if y is None and not self._can_pack(x):
+            y = super().forward(x)
+        if y is not None:
+            return _apply_post_op(y, *self.post_op) if self.act is None else self.act(y)
+        y = _onednn_ops().conv(x, self._packed(x), self.bias, *self._args, *self.post_op, '')
+        return y if self.act is None else self.act(y)
+
+    def forward_add(
+        self, x: torch.Tensor, other: torch.Tensor, act: nn.Module, inplace: bool = False
+    ) -> torch.Tensor:
+        """``act(self(x) + other)`` in one oneDNN call (this conv must have no activation).
+
+        Args:
+            x (Tensor): The convolution's input.
+            other (Tensor): The tensor to add (the residual shortcut), shaped as the output.
+            act (nn.Module): The activation after the sum (``nn.Identity`` for none).
+            inplace (bool): Write the result into ``other`` (only when the caller owns it).
+        """
+        post = onednn_post_op(act)
+        if self.act is not None or self.post_op[0] != 'none':
+            raise ValueError('forward_add needs a convolution without its own activation')
+        if post is None or not self._can_pack(x) or other.shape[1] != self.out_channels:
+            y = super().forward(x)
+            y += other
+            return act(y)
+        args = (self._packed(x), self.bias, *self._args, 'add', None, *post, '')
+        ops = _onednn_ops()
+        if inplace and other.is_contiguous(memory_format=torch.channels_last):
+            return ops.conv_add_(other, x, *args)
+        return ops.conv_add(x, other, *args)
+
+
+def _apply_post_op(y: torch.Tensor, name: str, scalars: list[float]) -> torch.Tensor:
+    """The fallback of a fused post-op: the same activation as a separate pass."""
+    if name == 'none':
+        return y
+    if name == 'hardtanh':
+        return F.hardtanh_(y, *scalars) if not y.requires_grad else F.hardtanh(y, *scalars)
+    fn = {'relu': F.relu, 'hardswish': F.hardswish, 'swish': F.silu}.get(name)
+    if fn is not None:
+        return fn(y, inplace=not y.requires_grad)
+    return {'sigmoid': torch.sigmoid, 'hardsigmoid': F.hardsigmoid}[name](y)
+
+
+class ResidualDeploy(nn.Module):
+    """``act(shortcut(x) + f(x))`` with the addition and ``act`` fused into f's last conv.
+
+    The deploy form of our AnyNet residual blocks (ResNeXt, RegNet, ResNet-style
+    basic blocks): the shortcut is added, and the activation applied, inside the last
+    convolution's oneDNN call (:meth:`OneDNNConv2d.forward_add`), in place on a
+    projection shortcut (a fresh tensor) and into a new tensor when the shortcut is the
+    block's input (which a caller may still hold, e.g. as a returned feature map).
+
+    Args:
+        proj (nn.Module | None): The projection shortcut, ``None`` for identity.
+        f (nn.Sequential): The residual branch; its last child's ``conv`` is a
+            :class:`OneDNNConv2d` without activation.
+        act (nn.Module): The activation after the sum.
+
+    Example:
+        >>> from mmbackbones.models.backbones.anynet import ResBottleneckBlock
+        >>> from mmbackbones.deploy import fuse
+        >>> block = fuse(ResBottleneckBlock(16, 32, stride=2, group_w=8))
+        >>> type(block).__name__ == 'ResidualDeploy' or not onednn_available()
+        True
+    """
+
+    def __init__(self, proj: nn.Module | None, f: nn.Sequential, act: nn.Module) -> None:
+        super().__init__()
+        last = f[-1]
+        conv = getattr(last, 'conv', None)
+        if not isinstance(conv, OneDNNConv2d) or len(last) != 1:
+            raise ValueError(f'the last layer of f must be a lone OneDNNConv2d, got {last}')
+        self.proj, self.f, self.act = proj, f, act
+        # a plain attribute, not a second registration (the state dict keeps f's keys)
+        object.__setattr__(self, '_last', conv)
+        self._n_body = len(f) - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.proj is None else self.proj(x)
+        y = x
+        for layer in islice(self.f, self._n_body):
+            y = layer(y)
+        return self._last.forward_add(y, shortcut, self.act, inplace=self.proj is not None)
