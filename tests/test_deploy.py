@@ -292,3 +292,17 @@ def test_compile_for_inference_without_compiler() -> None:
         with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler'):
             compile_for_inference(MobileNetV3('small'))
     assert inductor_config.cpp.cxx != ('no-such-compiler-for-mmbackbones',)
+
+
+def test_fuse_without_onednn_keeps_plain_convs(monkeypatch) -> None:
+    """A PyTorch build without oneDNN: no prepacked forms, the same outputs."""
+    import sys
+
+    monkeypatch.setattr(sys.modules['mmbackbones.deploy.fuse'], 'onednn_available', lambda: False)
+    torch.manual_seed(0)
+    model = randomize_bn(ResNeXt(TINY_RESNEXT)).eval()
+    fused = fuse(model)
+    assert not any(isinstance(m, OneDNNConv2d) for m in fused.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert _max_diff(fused(x), model(x)) <= 1e-5

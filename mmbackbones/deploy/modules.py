@@ -223,8 +223,10 @@ def onednn_available() -> bool:
         >>> isinstance(onednn_available(), bool)
         True
     """
-    return torch.backends.mkldnn.is_available() and hasattr(
-        torch.ops.mkldnn, '_convolution_pointwise'
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, '_convolution_pointwise')
+        and hasattr(torch._C._nn, 'mkldnn_reorder_conv2d_weight')
     )
 
 
