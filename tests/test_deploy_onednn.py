@@ -40,7 +40,6 @@ ACTS = {
     'silu': nn.SiLU,
     'sigmoid': nn.Sigmoid,
     'hardsigmoid': nn.Hardsigmoid,
-    'gelu': nn.GELU,  # no oneDNN post-op: run after the call
 }
 
 
@@ -65,6 +64,24 @@ def test_onednn_conv_equals_conv_and_act(conv: str, act: str, pointwise_path: st
     assert ref.abs().max().item() > 0.1
     # NCHW input: same values
     assert (_run(fused, x.contiguous()) - ref).abs().max().item() <= 1e-5
+
+
+def test_onednn_conv_rejects_an_activation_onednn_lacks() -> None:
+    with pytest.raises(ValueError, match='fuses only.*ReLU.*got GELU'):
+        OneDNNConv2d.from_conv(_conv(8, 8, 3), nn.GELU())
+
+
+def test_fuse_keeps_other_activations_after_the_prepacked_conv() -> None:
+    from mmbackbones.models.layers import ConvNormAct
+
+    torch.manual_seed(0)
+    layer = ConvNormAct(8, 16, 3, norm_cfg=dict(type='BN'), act_cfg=dict(type='GELU'))
+    layer = randomize_bn(layer).eval()
+    fused = fuse(layer)
+    assert isinstance(fused.conv, OneDNNConv2d) and fused.conv.act is None
+    assert isinstance(fused.act, nn.GELU)
+    x = torch.randn(1, 8, 9, 9)
+    assert (_run(fused, x) - _run(layer, x)).abs().max().item() <= 1e-5
 
 
 def test_onednn_conv_packs_once_per_shape_and_follows_weight_changes() -> None:

@@ -31,6 +31,7 @@ from .modules import (
     SpaceToBatchConv2d,
     SqueezeExciteDeploy,
     onednn_available,
+    onednn_post_op,
 )
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
@@ -145,9 +146,13 @@ def _prepack(model: nn.Module) -> nn.Module:
             continue
         conv = m._modules['conv']
         if OneDNNConv2d.applies_to(conv) and not SpaceToBatchConv2d.applies_to(conv):
-            m.conv = OneDNNConv2d.from_conv(conv, m._modules.get('act'))
-            if 'act' in m._modules:
-                del m.act
+            act = m._modules.get('act')
+            if onednn_post_op(act) is None:  # not a oneDNN post-op: it stays after the conv
+                m.conv = OneDNNConv2d.from_conv(conv)
+            else:
+                m.conv = OneDNNConv2d.from_conv(conv, act)
+                if act is not None:
+                    del m.act
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             parent._modules[name] = _residual_deploy(child)

@@ -268,6 +268,8 @@ _POST_OPS = (
     (nn.Sigmoid, 'sigmoid'),
     (nn.Hardsigmoid, 'hardsigmoid'),
 )
+#: their names, for error messages
+ONEDNN_ACTS = ('Hardtanh/ReLU6', *(cls.__name__ for cls, _ in _POST_OPS))
 
 
 class OneDNNConv2d(_ConvForm):
@@ -289,8 +291,8 @@ class OneDNNConv2d(_ConvForm):
 
     Args (of :meth:`from_conv`):
         conv (nn.Conv2d): The convolution (zero padding; BatchNorm already folded).
-        act (nn.Module | None): The activation after it, fused when oneDNN has it as a
-            post-op (:func:`onednn_post_op`) and run after the call otherwise.
+        act (nn.Module | None): The activation after it, one of oneDNN's post-ops
+            (:func:`onednn_post_op`); other activations stay outside. Default: None.
 
     Example:
         >>> conv, act = nn.Conv2d(8, 16, 3, padding=1), nn.Hardswish()
@@ -324,12 +326,21 @@ class OneDNNConv2d(_ConvForm):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, act: nn.Module | None = None) -> OneDNNConv2d:
-        """``act(conv(x))`` in this form (parameters shared with ``conv``)."""
+        """``act(conv(x))`` in this form (parameters shared with ``conv``).
+
+        Raises:
+            ValueError: ``act`` is not one of oneDNN's post-ops (:func:`onednn_post_op`).
+        """
+        post = onednn_post_op(act)
+        if post is None:
+            raise ValueError(
+                f'{cls.__name__} fuses only {", ".join(ONEDNN_ACTS)} or no activation, '
+                f'got {act}; keep it after the convolution instead'
+            )
         new = super().from_conv(conv)
         new._modules = dict(conv._modules)  # the act must not show up in ``conv``
-        post = onednn_post_op(act)
-        new.act = None if post is not None else act
-        new.post_op = post if post is not None else ('none', [])
+        new.act = act  # parameter-free; run after Conv2d.forward when not packing
+        new.post_op = post
         new._packs = {}
         new._pack_weight = None
         # c_in * c_out of a pointwise conv (0 otherwise): its multiply-adds per pixel
@@ -381,17 +392,18 @@ class OneDNNConv2d(_ConvForm):
         if self._pointwise and x.dim() == 4 and not torch.onnx.is_in_onnx_export():
             if x.shape[0] * x.shape[2] * x.shape[3] * self._pointwise < self.POINTWISE_MIN_MACS:
                 y = _pointwise_gemm(x, self.weight, self.bias)
-        if y is None and not self._can_pack(x):
+        if y is None:
+            if self._can_pack(x):  # the activation is applied in the call
+                return _onednn_ops().conv(
+                    x, self._packed(x), self.bias, *self._args, *self.post_op, ''
+                )
             y = super().forward(x)
-        if y is not None:
-            return _apply_post_op(y, *self.post_op) if self.act is None else self.act(y)
-        y = _onednn_ops().conv(x, self._packed(x), self.bias, *self._args, *self.post_op, '')
         return y if self.act is None else self.act(y)
 
     def forward_add(
         self, x: torch.Tensor, other: torch.Tensor, act: nn.Module, inplace: bool = False
     ) -> torch.Tensor:
-        """``act(self(x) + other)`` in one oneDNN call (this conv must have no activation).
+        """``act(conv(x) + other)`` in one oneDNN call (this conv has no activation).
 
         Args:
             x (Tensor): The convolution's input.
@@ -399,10 +411,10 @@ class OneDNNConv2d(_ConvForm):
             act (nn.Module): The activation after the sum (``nn.Identity`` for none).
             inplace (bool): Write the result into ``other`` (only when the caller owns it).
         """
-        post = onednn_post_op(act)
-        if self.act is not None or self.post_op[0] != 'none':
+        if self.act is not None:
             raise ValueError('forward_add needs a convolution without its own activation')
-        if post is None or not self._can_pack(x) or other.shape[1] != self.out_channels:
+        post = onednn_post_op(act)
+        if post is None or not self._can_pack(x):
             y = super().forward(x)
             y += other
             return act(y)
@@ -411,18 +423,6 @@ class OneDNNConv2d(_ConvForm):
         if inplace and other.is_contiguous(memory_format=torch.channels_last):
             return ops.conv_add_(other, x, *args)
         return ops.conv_add(x, other, *args)
-
-
-def _apply_post_op(y: torch.Tensor, name: str, scalars: list[float]) -> torch.Tensor:
-    """The fallback of a fused post-op: the same activation as a separate pass."""
-    if name == 'none':
-        return y
-    if name == 'hardtanh':
-        return F.hardtanh_(y, *scalars) if not y.requires_grad else F.hardtanh(y, *scalars)
-    fn = {'relu': F.relu, 'hardswish': F.hardswish, 'swish': F.silu}.get(name)
-    if fn is not None:
-        return fn(y, inplace=not y.requires_grad)
-    return {'sigmoid': torch.sigmoid, 'hardsigmoid': F.hardsigmoid}[name](y)
 
 
 class ResidualDeploy(nn.Module):
