@@ -162,14 +162,9 @@ def _prepack(model: nn.Module) -> nn.Module:
 def _residual_deploy(m: nn.Module) -> nn.Module:
     """``m`` as a :class:`ResidualDeploy` if it is an AnyNet residual block whose last conv
     was prepacked, else ``m``."""
-    if isinstance(m, (ResBasicBlock, ResBottleneckBlock)) and _fusable_residual(m):
+    if isinstance(m, (ResBasicBlock, ResBottleneckBlock)) and ResidualDeploy.accepts(m.f):
         return ResidualDeploy(m.proj, m.f, m.act)
     return m
-
-
-def _fusable_residual(block: nn.Module) -> bool:
-    last = block.f[-1]
-    return len(last) == 1 and isinstance(getattr(last, 'conv', None), OneDNNConv2d)
 
 
 def fuse(

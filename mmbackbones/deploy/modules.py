@@ -450,14 +450,19 @@ class ResidualDeploy(nn.Module):
 
     def __init__(self, proj: nn.Module | None, f: nn.Sequential, act: nn.Module) -> None:
         super().__init__()
-        last = f[-1]
-        conv = getattr(last, 'conv', None)
-        if not isinstance(conv, OneDNNConv2d) or len(last) != 1:
-            raise ValueError(f'the last layer of f must be a lone OneDNNConv2d, got {last}')
+        if not self.accepts(f):
+            raise ValueError(f'the last layer of f must be a lone OneDNNConv2d, got {f[-1]}')
         self.proj, self.f, self.act = proj, f, act
         # a plain attribute, not a second registration (the state dict keeps f's keys)
-        object.__setattr__(self, '_last', conv)
+        object.__setattr__(self, '_last', f[-1].conv)
         self._n_body = len(f) - 1
+
+    @staticmethod
+    def accepts(f: nn.Sequential) -> bool:
+        """Whether ``f``'s last layer is a lone :class:`OneDNNConv2d` (no activation)."""
+        last = f[-1]
+        conv = getattr(last, 'conv', None)
+        return len(last) == 1 and isinstance(conv, OneDNNConv2d) and conv.act is None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.proj is None else self.proj(x)
