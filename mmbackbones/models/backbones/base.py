@@ -19,12 +19,21 @@ else is decided here, once, for all families:
   ``_BatchNorm`` (SyncBN included) and ``with_cp`` (activation checkpointing per block),
   re-applied in :meth:`train`.
 * ``forward`` returns a tuple of the selected taps.
+
+The three inverted-residual families (ReXNet, MobileNetV3, EfficientNet) publish their
+structure as data: ``layout(arch, **kw)`` returns a list of :class:`BlockSpec` (stem,
+blocks, head), from which :meth:`BaseBackbone.build_layout` builds the layers (the
+``feature_location`` split included) and :meth:`BaseBackbone.complexity` scores the
+network analytically; AnyNet, RegNet and ResNeXt publish per-stage configs instead
+(``anynet.py``). Every family has ``default_arch``, ``resolve_arch(arch)``,
+``layout(arch, **kw)`` and ``complexity(arch, shape, num_classes)``.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,6 +42,10 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmbackbones.complexity import Complexity, Cx, conv_cx, linear_cx, norm_cx
+
+from ..layers import ConvNormAct, InvertedResidual
 
 FEATURE_LOCATIONS = ('bottleneck', 'expansion')
 OUTPUT_STRIDES = (8, 16, 32)
@@ -59,6 +72,98 @@ class LayerSpec:
     stage: int
     is_head: bool = False
     checkpoint: bool = True
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One layer of an inverted-residual family's layout (what ``layout(arch)`` returns).
+
+    A layout is ``[stem, block, ..., block, head]``: the stem is a 3x3 conv, each block an
+    :class:`~mmbackbones.models.layers.InvertedResidual`, the head the final 1x1 conv. The
+    family's constructor arguments that are not structure (norm and activation configs,
+    stochastic depth) are applied by the family when it builds the layers.
+
+    Attributes:
+        kind: ``'stem'``, ``'block'`` or ``'head'``.
+        in_channels: Input channels.
+        out_channels: Output channels.
+        mid_channels: Expanded (depthwise) channels of a block; the block has an expansion
+            conv exactly when ``mid_channels != in_channels``. Stem and head: ``out``.
+        kernel_size: Kernel size (the depthwise conv's for a block).
+        stride: Nominal stride (as at ``output_stride=32``).
+        stage: 0 for the stem, k for the k-th stage (``frozen_stages``).
+        se_channels: Squeeze width of the block's SE; 0 for no SE.
+        se_norm: A BatchNorm after the SE squeeze (ReXNet).
+        shortcut: ``'full'`` (``out + x``), ``'partial'`` (ReXNet's ``out[:, :c_in] += x``)
+            or ``'none'``; applied only where the shapes allow it (:attr:`has_shortcut`).
+        act: The family's activation key of the block (MobileNetV3: ``'RE'`` / ``'HS'``);
+            ``''`` = the family's activation.
+        hidden_channels: Head only: the hidden width of the family's ImageNet classifier
+            (0: pool -> linear).
+
+    Example:
+        >>> from mmbackbones.models import ReXNet
+        >>> stem, b0, b1 = ReXNet.layout('1.0')[:3]
+        >>> (stem.out_channels, b0.mid_channels, b1.in_channels, b1.mid_channels,
+        ...  b1.out_channels, b1.stride)
+        (32, 32, 16, 96, 27, 2)
+    """
+
+    kind: str
+    in_channels: int
+    out_channels: int
+    mid_channels: int
+    kernel_size: int
+    stride: int
+    stage: int
+    se_channels: int = 0
+    se_norm: bool = False
+    shortcut: str = 'none'
+    act: str = ''
+    hidden_channels: int = 0
+
+    @property
+    def with_expand(self) -> bool:
+        """Whether the block has a 1x1 expansion conv."""
+        return self.kind == 'block' and self.mid_channels != self.in_channels
+
+    @property
+    def has_shortcut(self) -> bool:
+        """Whether the block adds its input (the nominal stride and widths allow it)."""
+        if self.kind != 'block' or self.stride != 1:
+            return False
+        if self.shortcut == 'full':
+            return self.in_channels == self.out_channels
+        return self.shortcut == 'partial' and self.in_channels <= self.out_channels
+
+
+def remap_expansion_keys(
+    keys: Iterable[str], layer_names: Collection[str], prefix: str = ''
+) -> dict[str, str]:
+    """The renames that carry weights across ``feature_location`` layouts.
+
+    With ``'expansion'`` the split expansion conv of block N is the layer ``bN_expand``;
+    without, it is ``bN.expand``. One converted ImageNet file serves both: given the
+    target's layer names (the children of ``layers``), return ``{old key: new key}`` for
+    the keys under ``prefix + 'layers.'`` that must move.
+
+    Example:
+        >>> remap_expansion_keys(['layers.b12.expand.conv.weight'], {'b12_expand', 'b12'})
+        {'layers.b12.expand.conv.weight': 'layers.b12_expand.conv.weight'}
+        >>> remap_expansion_keys(['layers.b12_expand.bn.bias'], {'b12'})
+        {'layers.b12_expand.bn.bias': 'layers.b12.expand.bn.bias'}
+    """
+    head = prefix + 'layers.'
+    out = {}
+    for key in keys:
+        if not key.startswith(head):
+            continue
+        name, _, sub = key[len(head) :].partition('.')
+        if f'{name}_expand' in layer_names and sub.startswith('expand.'):
+            out[key] = f'{head}{name}_expand.{sub[len("expand.") :]}'
+        elif name.endswith('_expand') and name not in layer_names and name[:-7] in layer_names:
+            out[key] = f'{head}{name[:-7]}.expand.{sub}'
+    return out
 
 
 class StrideSchedule:
@@ -108,10 +213,19 @@ class BaseBackbone(BaseModule):
         feature_location (str): ``'bottleneck'``: the stride-16 tap is the last stride-16
             block's output (mmdet SSDLite). ``'expansion'``: it is the expansion layer of
             the first stride-32 block (MobileNetV3 paper, torchvision SSDLite).
-        init_cfg (dict | list[dict] | None): mmengine initialisation config.
+        init_cfg (dict | list[dict] | None): mmengine initialisation config; ``None`` =
+            :attr:`default_init_cfg`.
     """
 
+    #: preset name -> arch dict (partial, merged over :attr:`default_arch`)
     arch_settings: ClassVar[dict[str, Any]] = {}
+    #: every key of the family's arch dict, with its default
+    default_arch: ClassVar[dict[str, Any]] = {}
+    #: ``init_cfg`` when none is given: Kaiming (fan-out) convs, norms with weight 1
+    default_init_cfg: ClassVar[list[dict]] = [
+        dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+    ]
 
     def __init__(
         self,
@@ -123,6 +237,8 @@ class BaseBackbone(BaseModule):
         feature_location: str = 'bottleneck',
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
+        if init_cfg is None:
+            init_cfg = copy.deepcopy(self.default_init_cfg)
         super().__init__(init_cfg=init_cfg)
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(
@@ -144,12 +260,14 @@ class BaseBackbone(BaseModule):
 
     # ----------------------------------------------------------------- arch helpers
     @classmethod
-    def resolve_arch(cls, arch: str | dict, default_keys: dict[str, Any]) -> dict[str, Any]:
+    def resolve_arch(cls, arch: str | dict) -> dict[str, Any]:
         """Return the full arch dict for a preset name or a (partial) custom dict.
 
         A preset is looked up in :attr:`arch_settings`; a dict is merged over
-        ``default_keys``. Unknown names or keys raise ``ValueError`` listing what is valid.
+        :attr:`default_arch`. Unknown names or keys raise ``ValueError`` listing what is
+        valid. Families add their own checks.
         """
+        default_keys = cls.default_arch
         if isinstance(arch, str):
             if arch not in cls.arch_settings:
                 raise ValueError(
@@ -171,10 +289,148 @@ class BaseBackbone(BaseModule):
             )
         return {**default_keys, **arch}
 
+    @classmethod
+    def layout(cls, arch: str | dict, **kwargs: Any) -> list[BlockSpec]:
+        """The family's structure for ``arch`` as data (see :class:`BlockSpec`)."""
+        raise NotImplementedError(f'{cls.__name__} does not define layout()')
+
+    @classmethod
+    def complexity(
+        cls,
+        arch: str | dict,
+        shape: int | tuple[int, int] = (224, 224),
+        num_classes: int | None = 1000,
+        *,
+        convention: str = 'pycls',
+        output_stride: int = 32,
+        in_channels: int = 3,
+        **kwargs: Any,
+    ) -> Complexity:
+        """Params, FLOPs (multiply-adds) and activations of ``arch``, without building it.
+
+        Walks :meth:`layout` (``kwargs`` go to it, e.g. ``widen_factor``) with the
+        primitives of :mod:`mmbackbones.complexity`: the stem, every block, the head conv
+        and, with ``num_classes``, the family's ImageNet classifier
+        (:meth:`classifier_complexity`). Equals :func:`~mmbackbones.complexity.measure`
+        on the built model in the ``'counted'`` convention (tests check this).
+
+        Args:
+            arch (str | dict): Preset name or arch dict.
+            shape (int | tuple[int, int]): Input height and width. Default: (224, 224).
+            num_classes (int | None): Classifier outputs; ``None`` for the backbone
+                alone (stem to head conv). Default: 1000.
+            convention (str): ``'pycls'`` or ``'counted'``. Default: ``'pycls'``.
+            output_stride (int): 8, 16 or 32, as the backbone's argument. Default: 32.
+            in_channels (int): Input channels. Default: 3.
+
+        Returns:
+            Complexity: ``(params, flops, acts)``.
+        """
+        h, w = (shape, shape) if isinstance(shape, int) else shape
+        cx = Cx(h, w, convention)
+        head = cls.features_complexity(
+            cx, StrideSchedule(output_stride), arch, in_channels, **kwargs
+        )
+        if num_classes:
+            cls.classifier_complexity(cx, head, num_classes)
+        return cx.result()
+
+    @classmethod
+    def features_complexity(
+        cls, cx: Cx, sched: StrideSchedule, arch: str | dict, in_channels: int, **kwargs: Any
+    ) -> Any:
+        """Add the feature extractor of ``arch`` (stem to head conv) to ``cx``; returns
+        what :meth:`classifier_complexity` reads (here the head's :class:`BlockSpec`)."""
+        specs = cls.layout(arch, **kwargs)
+        for spec in specs:
+            stride = sched.step(spec.stride)[0]
+            if spec.kind == 'block':
+                InvertedResidual.complexity(
+                    cx, spec.in_channels, spec.out_channels, spec.mid_channels,
+                    spec.kernel_size, stride, spec.se_channels, spec.se_norm,
+                )  # fmt: skip
+            else:
+                c_in = in_channels if spec.kind == 'stem' else spec.in_channels
+                conv_cx(cx, c_in, spec.out_channels, spec.kernel_size, stride)
+                norm_cx(cx, spec.out_channels)
+        return specs[-1]
+
+    @classmethod
+    def classifier_complexity(cls, cx: Cx, head: Any, num_classes: int) -> Cx:
+        """Complexity of :meth:`make_classifier` on the features' output (default: global
+        average pooling and a linear layer on ``head.out_channels``)."""
+        return linear_cx(cx, head.out_channels, num_classes)
+
     def split_here(self, schedule: StrideSchedule, stride: int) -> bool:
         """Whether the block about to take nominal ``stride`` should be split for
         ``feature_location='expansion'`` (it is the first block entering stride 32)."""
         return self.feature_location == 'expansion' and stride > 1 and schedule.nominal == 16
+
+    def build_layout(
+        self,
+        layout: Sequence[BlockSpec],
+        block_kwargs: Callable[[int, BlockSpec], dict[str, Any]],
+        norm_cfg: dict,
+        act_cfg: dict | None,
+    ) -> None:
+        """Build an inverted-residual family's layers from its :meth:`layout` and finish
+        with :meth:`_build`.
+
+        The stem and the head are :class:`ConvNormAct` with ``norm_cfg`` and ``act_cfg``;
+        block ``i`` is an ``InvertedResidual`` with ``block_kwargs(i, spec)`` (norm,
+        activations, SE config, shortcut, drop path: what is not structure). With
+        ``feature_location='expansion'`` the expansion conv of the first stride-32 block
+        is built as a layer of its own (``b<i>_expand``, the stride-16 tap) in front of
+        a block without one.
+        """
+        sched = StrideSchedule(self.output_stride)
+        specs: list[LayerSpec] = []
+        i = -1  # block index
+        for spec in layout:
+            if spec.kind != 'block':
+                stride = sched.step(spec.stride)[0]
+                c_in = spec.in_channels
+                conv = ConvNormAct(
+                    c_in, spec.out_channels, spec.kernel_size, stride=stride,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg,
+                )  # fmt: skip
+                head = spec.kind == 'head'
+                specs.append(
+                    LayerSpec(
+                        spec.kind, conv, spec.out_channels, sched.nominal, spec.stage,
+                        is_head=head, checkpoint=head,
+                    )
+                )  # fmt: skip
+                continue
+            i += 1
+            kw = dict(block_kwargs(i, spec))
+            split = self.split_here(sched, spec.stride) and spec.with_expand
+            stride, dilation = sched.step(spec.stride)
+            if split:
+                expand = ConvNormAct(
+                    spec.in_channels, spec.mid_channels, 1,
+                    norm_cfg=kw.get('norm_cfg'), act_cfg=kw.get('expand_act_cfg'),
+                )  # fmt: skip
+                reduction = sched.nominal // spec.stride
+                specs.append(
+                    LayerSpec(f'b{i}_expand', expand, spec.mid_channels, reduction, spec.stage)
+                )
+            block = InvertedResidual(
+                spec.in_channels,
+                spec.out_channels,
+                spec.mid_channels,
+                kernel_size=spec.kernel_size,
+                stride=stride,
+                dilation=dilation,
+                # the nominal stride decides the shortcut: a block computes the same
+                # function at every output stride (no residual appears when dilated)
+                nominal_stride=spec.stride,
+                with_expand=spec.with_expand and not split,
+                shortcut=spec.shortcut,
+                **kw,
+            )
+            specs.append(LayerSpec(f'b{i}', block, spec.out_channels, sched.nominal, spec.stage))
+        self._build(specs)
 
     # ---------------------------------------------------------------- construction
     def _build(self, specs: list[LayerSpec]) -> None:
@@ -235,20 +491,11 @@ class BaseBackbone(BaseModule):
         self._register_load_state_dict_pre_hook(self._remap_expansion_keys)
 
     def _remap_expansion_keys(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        """Load weights across ``feature_location`` layouts: the split expansion conv is
-        ``layers.bN_expand.*`` with ``'expansion'`` and ``layers.bN.expand.*`` without, so
-        one converted ImageNet file serves both."""
+        """Load weights across ``feature_location`` layouts (:func:`remap_expansion_keys`),
+        so one converted ImageNet file serves both."""
         names = {n for n, _ in self.layers.named_children()}
-        head = prefix + 'layers.'
-        for key in [k for k in state_dict if k.startswith(head)]:
-            name, _, sub = key[len(head) :].partition('.')
-            if f'{name}_expand' in names and sub.startswith('expand.'):
-                new = f'{head}{name}_expand.{sub[len("expand.") :]}'
-            elif name.endswith('_expand') and name not in names and name[:-7] in names:
-                new = f'{head}{name[:-7]}.expand.{sub}'
-            else:
-                continue
-            state_dict[new] = state_dict.pop(key)
+        for old, new in remap_expansion_keys(list(state_dict), names, prefix).items():
+            state_dict[new] = state_dict.pop(old)
 
     def _describe_taps(self) -> str:
         return ', '.join(

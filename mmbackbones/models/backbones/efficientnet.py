@@ -24,7 +24,6 @@ What is implemented here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
@@ -32,8 +31,8 @@ import torch.nn as nn
 
 from mmbackbones.registry import MODELS
 
-from ..layers import ConvNormAct, InvertedResidual, make_divisible
-from .base import BaseBackbone, LayerSpec, StrideSchedule
+from ..layers import make_divisible
+from .base import BaseBackbone, BlockSpec
 
 # Compound-scaling coefficients found by grid search on B0 (paper Section 4):
 # alpha * beta**2 * gamma**2 ~= 2, so each step of phi roughly doubles the FLOPs.
@@ -68,7 +67,8 @@ EFFICIENTNET_PRESETS: dict[str, tuple[float, float, int, float]] = {
     'b7': (2.0, 3.1, 600, 0.5),
 }
 
-_DEFAULT_ARCH: dict[str, Any] = dict(
+# The arch dict: keys and defaults (EfficientNet.default_arch).
+DEFAULT_ARCH: dict[str, Any] = dict(
     phi=None,  # compound coefficient; sets width, depth, resolution (exclusive with them)
     width=1.0,  # width multiplier (beta**phi)
     depth=1.0,  # depth multiplier (alpha**phi)
@@ -129,55 +129,6 @@ def scale_depth(repeats: int, depth: float) -> int:
     return int(ceil(repeats * depth))
 
 
-@dataclass(frozen=True)
-class MBConvCfg:
-    """One MBConv block of a scaled network.
-
-    Attributes:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        mid_channels: Expanded (depthwise) channels.
-        se_channels: SE squeeze channels.
-        kernel_size: Depthwise kernel size.
-        stride: Nominal depthwise stride.
-        stage: Stage index (1-based; 0 is the stem).
-    """
-
-    in_channels: int
-    out_channels: int
-    mid_channels: int
-    se_channels: int
-    kernel_size: int
-    stride: int
-    stage: int
-
-
-def efficientnet_layout(arch: dict[str, Any]) -> tuple[int, list[MBConvCfg], int]:
-    """Apply the arch's width and depth multipliers to its base stage table.
-
-    Returns:
-        ``(stem_channels, blocks, head_channels)``.
-
-    Example:
-        >>> stem, blocks, head = efficientnet_layout(EfficientNet.resolve_scaled_arch('b0'))
-        >>> stem, len(blocks), [b.out_channels for b in blocks[:4]], head
-        (32, 16, [16, 24, 24, 40], 1280)
-    """
-    w, d, div = arch['width'], arch['depth'], arch['divisor']
-    stem = scale_width(arch['stem_channels'], w, div)
-    blocks = []
-    in_ch = stem
-    for stage, (expand, k, stride, out, repeats) in enumerate(arch['stages'], start=1):
-        out_ch = scale_width(out, w, div)
-        for j in range(scale_depth(repeats, d)):
-            mid = make_divisible(in_ch * expand, div) if expand != 1 else in_ch
-            se = max(1, int(in_ch * arch['se_ratio']))
-            blocks.append(MBConvCfg(in_ch, out_ch, mid, se, k, stride if j == 0 else 1, stage))
-            in_ch = out_ch
-    head = scale_width(arch['head_channels'], w, div)
-    return stem, blocks, head
-
-
 @MODELS.register_module()
 class EfficientNet(BaseBackbone):
     """EfficientNet B0-B7 and any compound coefficient (Tan & Le, ICML 2019).
@@ -227,6 +178,8 @@ class EfficientNet(BaseBackbone):
         for name, (w, d, r, p) in EFFICIENTNET_PRESETS.items()
     }
 
+    default_arch = DEFAULT_ARCH
+
     def __init__(
         self,
         arch: str | dict = 'b0',
@@ -235,15 +188,12 @@ class EfficientNet(BaseBackbone):
         act_cfg: dict | None = None,
         drop_path_rate: float = 0.2,
         init_cfg: dict | list[dict] | None = None,
+        widen_factor: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
-            ]
         super().__init__(out_indices=out_indices, init_cfg=init_cfg, **kwargs)
-        self.arch = self.resolve_scaled_arch(arch)
+        self.arch = self.resolve_arch(arch)
+        self.widen_factor = widen_factor
         self.norm_cfg = dict(type='BN', eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
         self.act_cfg = dict(type='SiLU', inplace=True) if act_cfg is None else act_cfg
         if not 0.0 <= drop_path_rate < 1.0:
@@ -251,62 +201,31 @@ class EfficientNet(BaseBackbone):
                 f'EfficientNet: drop_path_rate must be in [0, 1), got {drop_path_rate!r}'
             )
         self.drop_path_rate = drop_path_rate
+        layout = self.layout(self.arch, widen_factor)
+        num_blocks = sum(s.kind == 'block' for s in layout)
 
-        stem_ch, blocks, head_ch = efficientnet_layout(self.arch)
-        sched = StrideSchedule(self.output_stride)
-        stem = ConvNormAct(
-            3, stem_ch, 3, stride=sched.step(2)[0], norm_cfg=self.norm_cfg, act_cfg=self.act_cfg
-        )
-        specs = [LayerSpec('stem', stem, stem_ch, 2, stage=0, checkpoint=False)]
-        for i, cfg in enumerate(blocks):
-            split = self.split_here(sched, cfg.stride)
-            stride, dilation = sched.step(cfg.stride)
-            block = InvertedResidual(
-                cfg.in_channels,
-                cfg.out_channels,
-                cfg.mid_channels,
-                kernel_size=cfg.kernel_size,
-                stride=stride,
-                dilation=dilation,
-                nominal_stride=cfg.stride,  # dilation never adds a residual
-                with_expand=cfg.mid_channels != cfg.in_channels,
+        def block_kwargs(i: int, spec: BlockSpec) -> dict[str, Any]:
+            return dict(
                 norm_cfg=self.norm_cfg,
                 expand_act_cfg=self.act_cfg,
                 dw_act_cfg=self.act_cfg,
                 se_cfg=dict(
-                    reduced_channels=cfg.se_channels,
+                    reduced_channels=spec.se_channels,
                     act_cfg=self.act_cfg,
                     gate_cfg=dict(type='Sigmoid'),
                 ),
-                shortcut='full',
-                drop_path_rate=drop_path_rate * i / len(blocks),
+                drop_path_rate=drop_path_rate * i / num_blocks,
             )
-            if split:
-                specs.append(
-                    LayerSpec(
-                        f'b{i}_expand',
-                        block.split_expansion(),
-                        cfg.mid_channels,
-                        sched.nominal // cfg.stride,
-                        cfg.stage,
-                    )
-                )
-            specs.append(LayerSpec(f'b{i}', block, cfg.out_channels, sched.nominal, cfg.stage))
-        head = ConvNormAct(
-            blocks[-1].out_channels, head_ch, 1, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg
-        )
-        specs.append(
-            LayerSpec('head', head, head_ch, sched.nominal, blocks[-1].stage, is_head=True)
-        )
-        self._build(specs)
+
+        self.build_layout(layout, block_kwargs, self.norm_cfg, self.act_cfg)
 
     @classmethod
-    def resolve_scaled_arch(cls, arch: str | dict) -> dict[str, Any]:
-        """The full arch dict of a preset name or a custom dict: ``resolve_arch`` plus
-        compound scaling of a ``phi`` dict and sanity checks (no layers are built).
+    def resolve_arch(cls, arch: str | dict) -> dict[str, Any]:
+        """The full arch dict of a preset name or a custom dict, with compound scaling
+        of a ``phi`` dict applied and sanity checks (no layers are built).
 
         Example:
-            >>> a = EfficientNet.resolve_scaled_arch(dict(phi=1))
+            >>> a = EfficientNet.resolve_arch(dict(phi=1))
             >>> round(a['width'], 3), round(a['depth'], 3), a['resolution'], a['dropout']
             (1.1, 1.2, 258, 0.2)
         """
@@ -318,9 +237,10 @@ class EfficientNet(BaseBackbone):
                     f'depth and resolution (alpha=1.2, beta=1.1, gamma=1.15), '
                     f'give either phi or explicit multipliers'
                 )
-        resolved = cls.resolve_arch(arch, _DEFAULT_ARCH)
+        resolved = super().resolve_arch(arch)
         if resolved['phi'] is not None:
             resolved.update(compound_scaling(resolved['phi']))
+            resolved['phi'] = None  # applied: the dict now holds the multipliers
         if resolved['width'] <= 0 or resolved['depth'] <= 0:
             raise ValueError(
                 f'EfficientNet: width and depth must be positive, got '
@@ -333,6 +253,39 @@ class EfficientNet(BaseBackbone):
                 f'(expand, kernel, stride, channels, repeats) rows, got {stages!r}'
             )
         return resolved
+
+    @classmethod
+    def layout(cls, arch: str | dict, widen_factor: float = 1.0) -> list[BlockSpec]:
+        """The arch's base stage table with its width (x ``widen_factor``) and depth
+        multipliers applied: the stem, the MBConv blocks and the head conv.
+
+        Example:
+            >>> specs = EfficientNet.layout('b0')
+            >>> len(specs), [s.out_channels for s in specs[:5]], specs[-1].out_channels
+            (18, [32, 16, 24, 24, 40], 1280)
+        """
+        a = cls.resolve_arch(arch)
+        if not widen_factor > 0:
+            raise ValueError(f'EfficientNet: widen_factor must be > 0, got {widen_factor!r}')
+        w, d, div = a['width'] * widen_factor, a['depth'], a['divisor']
+        stem = scale_width(a['stem_channels'], w, div)
+        specs = [BlockSpec('stem', 3, stem, stem, 3, 2, 0)]
+        in_ch = stem
+        for stage, (expand, k, stride, out, repeats) in enumerate(a['stages'], start=1):
+            out_ch = scale_width(out, w, div)
+            for j in range(scale_depth(repeats, d)):
+                mid = make_divisible(in_ch * expand, div) if expand != 1 else in_ch
+                se = max(1, int(in_ch * a['se_ratio']))
+                specs.append(
+                    BlockSpec(
+                        'block', in_ch, out_ch, mid, k, stride if j == 0 else 1, stage, se,
+                        shortcut='full',
+                    )
+                )  # fmt: skip
+                in_ch = out_ch
+        head = scale_width(a['head_channels'], w, div)
+        specs.append(BlockSpec('head', in_ch, head, head, 1, 1, specs[-1].stage))
+        return specs
 
     def make_classifier(self, num_classes: int = 1000) -> nn.Module:
         """The paper's classifier: pool -> dropout (the preset's rate) -> linear."""

@@ -16,7 +16,8 @@ MobileNetV3-Large and -Small (paper Tables 1 and 2, in the torchvision / timm fo
   (default) or TF-slim's / timm's (``width_rule='timm'``, the paper's 0.75 figures).
 * Reduced tail (the paper's SSDLite experiments, "†"): the channels between C4 (the
   expansion of the first stride-32 block) and C5 (the layer before pooling) are halved,
-  as torchvision's ``reduced_tail=True``.
+  as torchvision's ``reduced_tail=True``. ``reduced_tail='segmentation'`` halves C4 too,
+  the segmentation models of the paper's TF code (deeplab's ``mobilenet_v3_*_seg``).
 * ``feature_location='expansion'``: the stride-16 tap is C4, the expansion conv of
   bottleneck 13 (Large, 672 channels) or 9 (Small, 288), split off the block explicitly.
 """
@@ -27,16 +28,17 @@ from typing import Any
 
 import torch.nn as nn
 
+from mmbackbones.complexity import Cx, linear_cx
 from mmbackbones.registry import MODELS
 
-from ..layers import ConvNormAct, InvertedResidual, build_act, make_divisible
-from .base import BaseBackbone, LayerSpec, StrideSchedule
+from ..layers import build_act, make_divisible
+from .base import BaseBackbone, BlockSpec
 
 # Paper Tables 1 and 2 (torchvision's rows). Columns:
 # (kernel, expansion channels, output channels, use SE, activation 'RE'|'HS', stride)
 # The trailing comments give the nominal output stride; "C4" marks the first stride-32
 # block, whose expansion conv is the SSDLite C4 tap (feature_location='expansion').
-_LARGE = (
+LARGE_BLOCKS = (
     (3, 16, 16, False, 'RE', 1),  # /2
     (3, 64, 24, False, 'RE', 2),  # /4
     (3, 72, 24, False, 'RE', 1),
@@ -53,7 +55,7 @@ _LARGE = (
     (5, 960, 160, True, 'HS', 1),
     (5, 960, 160, True, 'HS', 1),
 )
-_SMALL = (
+SMALL_BLOCKS = (
     (3, 16, 16, True, 'RE', 2),  # /4
     (3, 72, 24, False, 'RE', 2),  # /8
     (3, 88, 24, False, 'RE', 1),
@@ -67,28 +69,31 @@ _SMALL = (
     (5, 576, 96, True, 'HS', 1),
 )
 
-_DEFAULT_ARCH: dict[str, Any] = dict(
-    blocks=_LARGE,  # rows as above
+# The arch dict: keys and defaults (MobileNetV3.default_arch).
+DEFAULT_ARCH: dict[str, Any] = dict(
+    blocks=LARGE_BLOCKS,  # rows as above
     stem_channels=16,  # before the width multiplier
     head_channels=None,  # 1x1 conv before pooling; None = 6 x the last block's output
     classifier_channels=1280,  # hidden width of the classifier (before width / tail)
 )
 _ACTS = ('RE', 'HS')
 WIDTH_RULES = ('torchvision', 'timm')
+#: ``reduced_tail`` values: no, torchvision's / SSDLite's (C4 kept), the segmentation one
+REDUCED_TAILS = (False, True, 'segmentation')
 
 
 def mobilenet_v3_channels(
     arch: dict[str, Any],
     widen_factor: float = 1.0,
-    reduced_tail: bool = False,
+    reduced_tail: bool | str = False,
     width_rule: str = 'torchvision',
 ) -> tuple[int, list[tuple[int, int, int, int, bool, str, int]], int, int]:
     """The channel configuration of a block table at a width multiplier.
 
     Reduced tail (torchvision's ``reduce_divider=2``, the paper's "†"): every channel
     count after C4 is halved before the width multiplier: the output of the first
-    stride-32 block (whose expansion *is* C4 and stays), the expansion and output of every
-    later block, the head conv and the classifier width.
+    stride-32 block (whose expansion *is* C4 and stays; ``'segmentation'`` halves it too),
+    the expansion and output of every later block, the head conv and the classifier width.
 
     Width rules (they agree at ``widen_factor=1``):
 
@@ -104,7 +109,7 @@ def mobilenet_v3_channels(
         ``(kernel, in, mid, out, use_se, act, stride)``.
 
     Example:
-        >>> arch = MobileNetV3.resolve_arch('small', _DEFAULT_ARCH)
+        >>> arch = MobileNetV3.resolve_arch('small')
         >>> stem, blocks, head, cls = mobilenet_v3_channels(arch, reduced_tail=True)
         >>> stem, [b[1:4] for b in blocks[-3:]], head, cls
         (16, [(48, 288, 48), (48, 288, 48), (48, 288, 48)], 288, 512)
@@ -115,6 +120,10 @@ def mobilenet_v3_channels(
         )
     if not widen_factor > 0:
         raise ValueError(f'MobileNetV3: widen_factor must be > 0, got {widen_factor!r}')
+    if reduced_tail not in REDUCED_TAILS:
+        raise ValueError(
+            f'MobileNetV3: reduced_tail must be one of {REDUCED_TAILS}, got {reduced_tail!r}'
+        )
     rows = _check_blocks(arch['blocks'])
     divider = 2 if reduced_tail else 1
     if reduced_tail:
@@ -127,7 +136,8 @@ def mobilenet_v3_channels(
             raise ValueError('MobileNetV3: reduced_tail needs a stride-32 block')
         for i in range(first_tail, len(rows)):
             k, exp, out, use_se, act, stride = rows[i]
-            exp = exp if i == first_tail else exp // divider
+            keep_c4 = i == first_tail and reduced_tail != 'segmentation'
+            exp = exp if keep_c4 else exp // divider
             rows[i] = (k, exp, out // divider, use_se, act, stride)
 
     def scale(c: float) -> int:
@@ -190,8 +200,9 @@ class MobileNetV3(BaseBackbone):
             'RE'|'HS', stride)``), ``stem_channels``, ``head_channels`` (None: 6 x the last
             block's output, as torchvision), ``classifier_channels``. Default: 'large'.
         widen_factor (float): Width multiplier. Default: 1.0.
-        reduced_tail (bool): Halve the channels between C4 and C5 (SSDLite "†"), as
-            torchvision's ``reduced_tail``. Default: False.
+        reduced_tail (bool | str): Halve the channels between C4 and C5 (SSDLite "†"), as
+            torchvision's ``reduced_tail``; ``'segmentation'`` halves C4 (the first
+            stride-32 block's expansion) too, the paper's LR-ASPP models. Default: False.
         width_rule (str): How ``widen_factor`` rounds channels: ``'torchvision'`` (every
             channel ``make_divisible(c * w, 8)``) or ``'timm'`` (TF-slim's rule, which
             gives the paper's 0.75 figures), see :func:`mobilenet_v3_channels`.
@@ -218,15 +229,17 @@ class MobileNetV3(BaseBackbone):
     """
 
     arch_settings = {
-        'large': dict(blocks=_LARGE, classifier_channels=1280),
-        'small': dict(blocks=_SMALL, classifier_channels=1024),
+        'large': dict(blocks=LARGE_BLOCKS, classifier_channels=1280),
+        'small': dict(blocks=SMALL_BLOCKS, classifier_channels=1024),
     }
+
+    default_arch = DEFAULT_ARCH
 
     def __init__(
         self,
         arch: str | dict = 'large',
         widen_factor: float = 1.0,
-        reduced_tail: bool = False,
+        reduced_tail: bool | str = False,
         width_rule: str = 'torchvision',
         out_indices: tuple[int, ...] = (1, 2, 3, 4),
         norm_cfg: dict | None = None,
@@ -234,13 +247,8 @@ class MobileNetV3(BaseBackbone):
         init_cfg: dict | list[dict] | None = None,
         **kwargs: Any,
     ) -> None:
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
-            ]
         super().__init__(out_indices=out_indices, init_cfg=init_cfg, **kwargs)
-        self.arch = self.resolve_arch(arch, _DEFAULT_ARCH)
+        self.arch = self.resolve_arch(arch)
         self.widen_factor = widen_factor
         self.reduced_tail = reduced_tail
         self.width_rule = width_rule
@@ -248,50 +256,67 @@ class MobileNetV3(BaseBackbone):
         self.act_cfg = dict(type='HSwish', inplace=True) if act_cfg is None else act_cfg
         relu = dict(type='ReLU', inplace=True)
         se_gate = dict(type='Hardsigmoid', inplace=True)
-        stem_ch, blocks, head_ch, self.classifier_channels = mobilenet_v3_channels(
-            self.arch, widen_factor, reduced_tail, width_rule
-        )
+        layout = self.layout(self.arch, widen_factor, reduced_tail, width_rule)
+        self.classifier_channels = layout[-1].hidden_channels
 
-        sched = StrideSchedule(self.output_stride)
-        stem = ConvNormAct(
-            3, stem_ch, 3, stride=sched.step(2)[0], norm_cfg=self.norm_cfg, act_cfg=self.act_cfg
-        )
-        specs = [LayerSpec('stem', stem, stem_ch, 2, stage=0, checkpoint=False)]
-        stage = 0
-        for b, (k, in_ch, mid, out, use_se, act, nominal) in enumerate(blocks):
-            if b == 0 or nominal > 1:
-                stage += 1
-            act_cfg = self.act_cfg if act == 'HS' else relu
-            split = self.split_here(sched, nominal)
-            stride, dilation = sched.step(nominal)
+        def block_kwargs(i: int, spec: BlockSpec) -> dict[str, Any]:
+            act_cfg = self.act_cfg if spec.act == 'HS' else relu
             se_cfg = None
-            if use_se:  # paper section 5.3: 1/4 of the expansion, rounded to 8
-                se_cfg = dict(
-                    reduced_channels=make_divisible(mid // 4, 8), act_cfg=relu, gate_cfg=se_gate
-                )
-            block = InvertedResidual(
-                in_ch,
-                out,
-                mid,
-                kernel_size=k,
-                stride=stride,
-                dilation=dilation,
-                # a strided block turned into a dilated one (output_stride < 32) keeps no
-                # residual, as in torchvision
-                nominal_stride=nominal,
+            if spec.se_channels:
+                se_cfg = dict(reduced_channels=spec.se_channels, act_cfg=relu, gate_cfg=se_gate)
+            return dict(
                 norm_cfg=self.norm_cfg,
                 expand_act_cfg=act_cfg,
                 dw_act_cfg=act_cfg,  # the activation precedes SE (paper Fig. 4)
                 se_cfg=se_cfg,
             )
-            if split:  # C4: the expansion conv of the first stride-32 block (SSDLite)
-                expand, reduction = block.split_expansion(), sched.nominal // nominal
-                specs.append(LayerSpec(f'b{b}_expand', expand, mid, reduction, stage))
-            specs.append(LayerSpec(f'b{b}', block, out, sched.nominal, stage))
 
-        head = ConvNormAct(out, head_ch, 1, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
-        specs.append(LayerSpec('head', head, head_ch, sched.nominal, stage, is_head=True))
-        self._build(specs)
+        self.build_layout(layout, block_kwargs, self.norm_cfg, self.act_cfg)
+
+    @classmethod
+    def layout(
+        cls,
+        arch: str | dict,
+        widen_factor: float = 1.0,
+        reduced_tail: bool | str = False,
+        width_rule: str = 'torchvision',
+    ) -> list[BlockSpec]:
+        """The stem, the blocks and the head of ``arch`` (see
+        :func:`mobilenet_v3_channels` for the width rules and the reduced tail).
+
+        A stage starts at the first block and at every strided block; the head conv
+        belongs to the last stage. SE squeezes to ``make_divisible(exp // 4, 8)`` channels
+        (paper section 5.3). The head's ``hidden_channels`` is the classifier's width.
+
+        Example:
+            >>> specs = MobileNetV3.layout('large', reduced_tail=True)
+            >>> [(s.mid_channels, s.out_channels) for s in specs[-4:]]
+            [(672, 80), (480, 80), (480, 80), (480, 480)]
+        """
+        a = cls.resolve_arch(arch)
+        stem, blocks, head, classifier = mobilenet_v3_channels(
+            a, widen_factor, reduced_tail, width_rule
+        )
+        specs = [BlockSpec('stem', 3, stem, stem, 3, 2, 0, act='HS')]
+        stage = 0
+        for b, (k, in_ch, mid, out, use_se, act, stride) in enumerate(blocks):
+            if b == 0 or stride > 1:
+                stage += 1
+            se = make_divisible(mid // 4, 8) if use_se else 0
+            specs.append(
+                BlockSpec('block', in_ch, out, mid, k, stride, stage, se, shortcut='full', act=act)
+            )
+        specs.append(
+            BlockSpec('head', blocks[-1][3], head, head, 1, 1, stage, act='HS',
+                      hidden_channels=classifier)
+        )  # fmt: skip
+        return specs
+
+    @classmethod
+    def classifier_complexity(cls, cx: Cx, head: BlockSpec, num_classes: int) -> Cx:
+        """Pool -> linear (hidden) -> h-swish -> linear, as :meth:`make_classifier`."""
+        linear_cx(cx, head.out_channels, head.hidden_channels)
+        return linear_cx(cx, head.hidden_channels, num_classes)
 
     def make_classifier(self, num_classes: int = 1000) -> nn.Module:
         """The paper's classifier (section 5.1; torchvision's and timm's layout): pool ->

@@ -21,12 +21,14 @@ from typing import Any
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
+from mmbackbones.complexity import Cx, linear_cx, norm_cx
 from mmbackbones.registry import MODELS
 
-from ..layers import ConvNormAct, InvertedResidual, make_divisible
-from .base import BaseBackbone, LayerSpec, StrideSchedule
+from ..layers import make_divisible
+from .base import BaseBackbone, BlockSpec
 
-_DEFAULT_ARCH: dict[str, Any] = dict(
+# The arch dict: keys and defaults (ReXNet.default_arch).
+DEFAULT_ARCH: dict[str, Any] = dict(
     width_mult=1.0,  # channel multiplier ("x1.0")
     depth_mult=1.0,  # a stage has ceil(layers * depth_mult) blocks
     lite=False,  # ReXNet-lite: no SE, ReLU6 everywhere, channels divisible by 8
@@ -55,7 +57,7 @@ def rexnet_channels(arch: dict[str, Any]) -> tuple[int, list[int], list[int], in
         ``(stem_channels, block_in_channels, block_out_channels, head_channels)``.
 
     Example:
-        >>> stem, cin, cout, head = rexnet_channels(ReXNet.resolve_arch('1.0', _DEFAULT_ARCH))
+        >>> stem, cin, cout, head = rexnet_channels(ReXNet.resolve_arch('1.0'))
         >>> stem, cout[0], cout[2], cout[4], cout[10], cout[15], head
         (32, 16, 38, 61, 128, 185, 1280)
     """
@@ -99,7 +101,7 @@ def rexnet_mid_channels(arch: dict[str, Any], in_channels: list[int]) -> list[in
     width times ``expansion`` (1 for the first block).
 
     Example:
-        >>> a = ReXNet.resolve_arch('1.0', _DEFAULT_ARCH)
+        >>> a = ReXNet.resolve_arch('1.0')
         >>> _, cin, _, _ = rexnet_channels(a)
         >>> rexnet_mid_channels(a, cin)[:3]
         [32, 96, 162]
@@ -142,9 +144,11 @@ class ReXNet(BaseBackbone):
         norm_cfg (dict): Norm layers. Default: BN.
         act_cfg (dict | None): The "complex" activation after the stem, the expansion
             convs and the head; ``None`` = SiLU (lite: ReLU6).
-        drop_path_rate (float): Unused by the authors; kept 0 (partial residual).
+        init_cfg (dict | list[dict] | None): Default: Kaiming (fan_out) convs, BN = 1.
+        widen_factor (float): Width multiplier on top of the arch's ``width_mult`` (the
+            name every family shares). Default: 1.0.
         **kwargs: The contract's arguments (``frozen_stages``, ``norm_eval``, ``with_cp``,
-            ``output_stride``, ``feature_location``, ``init_cfg``), see ``BaseBackbone``.
+            ``output_stride``, ``feature_location``), see ``BaseBackbone``.
 
     Example:
         >>> import torch
@@ -163,6 +167,7 @@ class ReXNet(BaseBackbone):
             for k in ('1.0', '1.3', '1.5', '2.0')
         },
     }
+    default_arch = DEFAULT_ARCH
 
     def __init__(
         self,
@@ -171,86 +176,88 @@ class ReXNet(BaseBackbone):
         norm_cfg: dict | None = None,
         act_cfg: dict | None = None,
         init_cfg: dict | list[dict] | None = None,
+        widen_factor: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
-            ]
         super().__init__(out_indices=out_indices, init_cfg=init_cfg, **kwargs)
-        self.arch = self.resolve_arch(arch, _DEFAULT_ARCH)
-        a = self.arch
+        self.arch = self.resolve_arch(arch)
+        self.widen_factor = widen_factor
+        lite = self.arch['lite']
         self.norm_cfg = dict(type='BN') if norm_cfg is None else norm_cfg
         relu6 = dict(type='ReLU6', inplace=True)
         if act_cfg is None:
-            act_cfg = relu6 if a['lite'] else dict(type='SiLU', inplace=True)
+            act_cfg = relu6 if lite else dict(type='SiLU', inplace=True)
         self.act_cfg = act_cfg
 
-        stem_ch, in_chs, out_chs, head_ch = rexnet_channels(a)
-        mids = rexnet_mid_channels(a, in_chs)
-        layers = [ceil(n * a['depth_mult']) for n in a['layers']]
-        sched = StrideSchedule(self.output_stride)
-        specs = [
-            LayerSpec(
-                'stem',
-                ConvNormAct(
-                    3, stem_ch, 3, stride=sched.step(2)[0], norm_cfg=self.norm_cfg, act_cfg=act_cfg
-                ),
-                stem_ch,
-                2,
-                stage=0,
-                checkpoint=False,
-            )
-        ]
-        b = 0
-        for stage, (n, first_stride) in enumerate(zip(layers, a['strides']), start=1):
-            use_se = a['use_se'] and a['se_stages'][stage - 1]
-            k = a['kernel_sizes'][stage - 1]
-            for j in range(n):
-                nominal = first_stride if j == 0 else 1
-                split = self.split_here(sched, nominal)
-                stride, dilation = sched.step(nominal)
-                mid = mids[b]
-                se_cfg = None
-                if use_se:
-                    se_cfg = dict(
-                        reduced_channels=mid // a['se_ratio'],
-                        norm_cfg=self.norm_cfg,
-                        act_cfg=dict(type='ReLU', inplace=True),
-                    )
-                block = InvertedResidual(
-                    in_chs[b],
-                    out_chs[b],
-                    mid,
-                    kernel_size=k,
-                    stride=stride,
-                    dilation=dilation,
-                    nominal_stride=nominal,
-                    with_expand=mid != in_chs[b],
+        def block_kwargs(i: int, spec: BlockSpec) -> dict[str, Any]:
+            se_cfg = None
+            if spec.se_channels:
+                se_cfg = dict(
+                    reduced_channels=spec.se_channels,
                     norm_cfg=self.norm_cfg,
-                    expand_act_cfg=act_cfg,
-                    # lite: ReLU6 right after the dw conv; v1: dw -> BN -> SE -> ReLU6.
-                    dw_act_cfg=relu6 if a['lite'] else None,
-                    se_cfg=se_cfg,
-                    post_se_act_cfg=None if a['lite'] else relu6,
-                    shortcut='partial',
+                    act_cfg=dict(type='ReLU', inplace=True),
                 )
-                if split:
-                    specs.append(
-                        LayerSpec(
-                            f'b{b}_expand',
-                            block.split_expansion(),
-                            mid,
-                            sched.nominal // nominal,
-                            stage,
-                        )
+            return dict(
+                norm_cfg=self.norm_cfg,
+                expand_act_cfg=act_cfg,
+                # lite: ReLU6 right after the dw conv; v1: dw -> BN -> SE -> ReLU6.
+                dw_act_cfg=relu6 if lite else None,
+                se_cfg=se_cfg,
+                post_se_act_cfg=None if lite else relu6,
+            )
+
+        layout = self.layout(self.arch, widen_factor=widen_factor)
+        self.build_layout(layout, block_kwargs, self.norm_cfg, act_cfg)
+
+    @classmethod
+    def layout(cls, arch: str | dict, widen_factor: float = 1.0) -> list[BlockSpec]:
+        """The stem, the 16 (x ``depth_mult``) blocks and the head of ``arch``.
+
+        Example:
+            >>> [s.out_channels for s in ReXNet.layout('1.0')][-3:]
+            [174, 185, 1280]
+        """
+        a = cls.resolve_arch(arch)
+        if widen_factor != 1.0:
+            if not widen_factor > 0:
+                raise ValueError(f'ReXNet: widen_factor must be > 0, got {widen_factor!r}')
+            a['width_mult'] = a['width_mult'] * widen_factor
+        stem, ins, outs, head = rexnet_channels(a)
+        mids = rexnet_mid_channels(a, ins)
+        depths = [ceil(n * a['depth_mult']) for n in a['layers']]
+        specs = [BlockSpec('stem', 3, stem, stem, 3, 2, 0)]
+        b = 0
+        for stage, (n, first_stride) in enumerate(zip(depths, a['strides']), start=1):
+            use_se = a['use_se'] and a['se_stages'][stage - 1]
+            for j in range(n):
+                se = mids[b] // a['se_ratio'] if use_se else 0
+                if use_se and se < 1:
+                    raise ValueError(
+                        f'ReXNet: block {b} has SE but its expansion width {mids[b]} is '
+                        f'below se_ratio {a["se_ratio"]}'
                     )
-                specs.append(LayerSpec(f'b{b}', block, out_chs[b], sched.nominal, stage))
+                specs.append(
+                    BlockSpec(
+                        'block', ins[b], outs[b], mids[b], a['kernel_sizes'][stage - 1],
+                        first_stride if j == 0 else 1, stage, se_channels=se,
+                        se_norm=use_se, shortcut='partial',
+                    )
+                )  # fmt: skip
                 b += 1
-        head = ConvNormAct(out_chs[-1], head_ch, 1, norm_cfg=self.norm_cfg, act_cfg=act_cfg)
-        specs.append(LayerSpec('head', head, head_ch, sched.nominal, len(layers), is_head=True))
-        self._build(specs)
+        hidden = 1024 if a['lite'] else 0  # the lite classifier's conv-BN-ReLU6
+        specs.append(
+            BlockSpec('head', outs[-1], head, head, 1, 1, len(depths), hidden_channels=hidden)
+        )
+        return specs
+
+    @classmethod
+    def classifier_complexity(cls, cx: Cx, head: BlockSpec, num_classes: int) -> Cx:
+        """Pool -> 1x1 conv (lite: 1024-wide conv -> BN first), as :meth:`make_classifier`."""
+        c = head.out_channels
+        if head.hidden_channels:
+            norm_cx(linear_cx(cx, c, head.hidden_channels), head.hidden_channels)
+            c = head.hidden_channels
+        return linear_cx(cx, c, num_classes)
 
     def make_classifier(self, num_classes: int = 1000) -> nn.Module:
         """The authors' classifier: pool -> dropout 0.2 -> 1x1 conv (lite: a 1024-wide

@@ -17,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
+from mmbackbones.complexity import Cx, conv_cx, norm_cx, se_cx
+
 from .activations import build_act
 from .conv import ConvNormAct
 from .se import SqueezeExcite
@@ -135,6 +137,28 @@ class InvertedResidual(nn.Module):
             raise ValueError('cannot split a block with a shortcut (its input is needed)')
         expand, self.expand = self.expand, None
         return expand
+
+    @staticmethod
+    def complexity(
+        cx: Cx,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        se_channels: int = 0,
+        se_norm: bool = False,
+    ) -> Cx:
+        """Analytic complexity of the block built with these arguments (the expansion conv
+        exists when ``mid_channels != in_channels``; SE with ``se_channels`` > 0, a BN
+        after its squeeze with ``se_norm``)."""
+        if mid_channels != in_channels:
+            norm_cx(conv_cx(cx, in_channels, mid_channels, 1), mid_channels)
+        conv_cx(cx, mid_channels, mid_channels, kernel_size, stride, groups=mid_channels)
+        norm_cx(cx, mid_channels)
+        if se_channels:
+            se_cx(cx, mid_channels, se_channels, norm=se_norm)
+        return norm_cx(conv_cx(cx, mid_channels, out_channels, 1), out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.expand is None else self.expand(x)
