@@ -11,17 +11,16 @@ import torch
 import torch.nn as nn
 from conftest import REPO, run_tool
 
-from mmbackbones.analysis.latency import (
+from mmbackbones.models.backbones import AnyNet, EfficientNet, MobileNetV3, RegNet, ResNeXt, ReXNet
+from mmbackbones.netadapt.knobs import get_knobs
+from mmbackbones.netadapt.latency import (
     LatencyLUT,
     compare_latency,
     layer_key,
     measure_latency,
 )
-from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig, build, select_proposal
-from mmbackbones.analysis.shrink import shrink_state_dict, transfer_weights
-from mmbackbones.analysis.width_knobs import get_knobs
-from mmbackbones.models.backbones import AnyNet, EfficientNet, MobileNetV3, RegNet, ResNeXt, ReXNet
-from mmbackbones.models.backbones.efficientnet import efficientnet_layout
+from mmbackbones.netadapt.search import NetAdapt, NetAdaptConfig, build, select_proposal
+from mmbackbones.netadapt.shrink import shrink_state_dict, transfer_weights
 
 TOOL = osp.join(REPO, 'tools', 'netadapt.py')
 # a small MobileNetV3 whose latency is dominated by compute at 96x96 (not per-op overhead)
@@ -91,18 +90,16 @@ def test_efficientnet_knobs_are_per_stage_and_keep_the_structure() -> None:
     for name, wf in (('b0', 1.0), ('b3', 1.0), ('b2', 0.5)):
         start = knobs.start_arch(name, wf)
         assert start['width'] == start['depth'] == 1.0
-        full = EfficientNet.resolve_scaled_arch(name)
+        full = EfficientNet.resolve_arch(name)
         full['width'] *= wf
-        assert efficientnet_layout(EfficientNet.resolve_scaled_arch(start)) == (
-            efficientnet_layout(full)
-        )
+        assert EfficientNet.layout(start) == EfficientNet.layout(full)
     start = knobs.start_arch('b0')
     by_name = {k.name: k for k in knobs.knobs(start)}
     assert list(by_name) == ['stem.out'] + [f's{i}.out' for i in range(1, 8)] + ['head']
     # stem 32 feeds stage 1 (expand 1, stride 1, out 16): 16 would add a shortcut
     assert knobs.candidates(start, by_name['stem.out']) == [24, 8]
     new = knobs.apply(start, by_name['s3.out'], 32)  # stage 3: 40 -> 32 for both blocks
-    _, blocks, _ = efficientnet_layout(EfficientNet.resolve_scaled_arch(new))
+    blocks = EfficientNet.layout(new)[1:-1]
     assert [
         (b.in_channels, b.out_channels, b.mid_channels, b.se_channels) for b in blocks[3:6]
     ] == [
@@ -265,7 +262,7 @@ def test_grouped_conv_pruning_removes_dead_groups_and_keeps_the_function() -> No
 
 
 def test_grouped_space_keeps_whole_groups_by_summed_score() -> None:
-    from mmbackbones.analysis.shrink import _select
+    from mmbackbones.netadapt.shrink import _select
 
     # groups of 2: sums 3, 11, 7 -> keep groups 1 and 2, in order
     score = torch.tensor([1.0, 2.0, 5.0, 6.0, 0.0, 7.0], dtype=torch.float64)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmbackbones.analysis import channel_search as cs  # noqa: E402
+from mmbackbones.design_space import channel_search as cs  # noqa: E402
 from mmbackbones.design_space.train import DEFAULT_CFG, run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def plot(summary: dict, path: Path, title: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH, rexnet_channels
+    from mmbackbones.models import ReXNet
 
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     colors = {'top': 'tab:green', 'middle': 'tab:blue', 'bottom': 'tab:red'}
@@ -51,7 +51,8 @@ def plot(summary: dict, path: Path, title: str) -> None:
         )
         ax.plot(x, g['mean_curve'], color=colors[name], marker='.', label=label)
         ax.fill_between(x, g['min_curve'], g['max_curve'], color=colors[name], alpha=0.15, lw=0)
-    ax.plot(rexnet_channels(dict(_DEFAULT_ARCH))[2], 'k--', lw=0.8, label='ReXNet x1.0')
+    x10 = [b.out_channels for b in ReXNet.layout('1.0') if b.kind == 'block']
+    ax.plot(x10, 'k--', lw=0.8, label='ReXNet x1.0')
     ax.set_xlabel('block index')
     ax.set_ylabel('output channels')
     ax.set_title(title, fontsize=7)
@@ -98,9 +99,9 @@ def main(argv: list[str] | None = None) -> dict:
         params = cs.parse_budget(a.params, '--params')
         flops = cs.parse_budget(a.flops, '--flops')
         if params is None and flops is None:
-            from mmbackbones.design_space.sampling import rexnet_complexity
+            from mmbackbones.design_space.sampling import complexity
 
-            flops = (None, float(rexnet_complexity({}).flops))
+            flops = (None, float(complexity('ReXNet', {}).flops))
         records = cs.sample_configs(n, a.seed, a.space, params=params, flops=flops)
     except ValueError as e:
         p.error(str(e))

@@ -16,7 +16,7 @@ built once per layer shape and cached in ``OUT/latency_lut.json``. Each iteratio
 fine-tunes every proposal briefly on the built-in classification data (CIFAR-10 when
 found under ``--data-root``). Running again with the same ``--out`` and settings
 continues from the last finished iteration. Outputs in ``--out``: ``result.json``,
-``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See the README section "NetAdapt".
+``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See docs/analysis.md, "NetAdapt".
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmbackbones.analysis.netadapt import NetAdapt, NetAdaptConfig  # noqa: E402
-from mmbackbones.analysis.width_knobs import FAMILIES  # noqa: E402
+from mmbackbones.netadapt.knobs import FAMILIES  # noqa: E402
+from mmbackbones.netadapt.search import NetAdapt, NetAdaptConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -6,7 +6,7 @@ block index, samples configurations under a FLOPs/params budget, trains each on 
 best grow the channels *linearly*. Here the space is the design-space toolkit's ``rexnet``
 space (:mod:`mmbackbones.design_space.spaces`: 16 blocks, knots at blocks 0, 5, 10, 15,
 each a multiple of 8 in [16, 320], expansion 6), sampled and scored by analytic complexity
-(:func:`mmbackbones.design_space.sampling.rexnet_complexity`, 32x32 input, 10 classes),
+(``ReXNet.complexity``, read from ``ReXNet.layout``; 32x32 input, 10 classes),
 and trained by the toolkit's sweep (:func:`mmbackbones.design_space.train.run_sweep`).
 
 This module is pure: sampling under a budget, ranking over seeds, the top / middle /
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mmbackbones.design_space import get_space, sample
+from .sampling import sample
+from .spaces import get_space
 
 Range = tuple[float | None, float | None]
 

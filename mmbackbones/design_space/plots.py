@@ -19,7 +19,13 @@ def _errs(pop: list[dict]) -> np.ndarray:
     return np.array([r['error'] for r in pop], dtype=float)
 
 
-def _save(fig, path: Path) -> str:
+def _save(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str:
+    """Label, legend and grid the one axis of ``fig``, write it, close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title.strip(), fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -32,13 +38,8 @@ def plot_edfs(pops: dict, path: Path, normalize: str = 'none', title: str = '') 
     for k, pop in pops.items():
         x, f = stats.edf(_errs(pop), weights=w[k])
         ax.step(np.r_[x[0], x], np.r_[0, f], where='post', label=f'{k} (n={len(pop)})')
-    ax.set_xlabel('error (%)')
-    ax.set_ylabel('cumulative prob.')
     norm = 'plain' if normalize == 'none' else f'{normalize}-normalized'
-    ax.set_title(f'{norm} error EDF {title}'.strip(), fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, ax, path, 'error (%)', 'cumulative prob.', f'{norm} error EDF {title}')
 
 
 def plot_scatter(pops: dict, path: Path, key: str = 'flops', title: str = '') -> str:
@@ -46,12 +47,7 @@ def plot_scatter(pops: dict, path: Path, key: str = 'flops', title: str = '') ->
     for k, pop in pops.items():
         ax.scatter([r[key] for r in pop], _errs(pop), s=10, alpha=0.6, label=k)
     ax.set_xscale('log')
-    ax.set_xlabel(key)
-    ax.set_ylabel('error (%)')
-    ax.set_title(f'error vs {key} {title}'.strip(), fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, ax, path, key, 'error (%)', f'error vs {key} {title}')
 
 
 def plot_random_search(pops: dict, path: Path, normalize: str = 'none', title: str = '') -> str:
@@ -62,12 +58,8 @@ def plot_random_search(pops: dict, path: Path, normalize: str = 'none', title: s
         (line,) = ax.plot(r['m'], r['mean'], label=k)
         ax.fill_between(r['m'], r['lo'], r['hi'], color=line.get_color(), alpha=0.2)
     ax.set_xscale('log')
-    ax.set_xlabel('models drawn (m)')
-    ax.set_ylabel('expected min error (%)')
-    ax.set_title(f'random search efficiency (90% bootstrap) {title}'.strip(), fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    name = f'random search efficiency (90% bootstrap) {title}'
+    return _save(fig, ax, path, 'models drawn (m)', 'expected min error (%)', name)
 
 
 def plot_ks_vs_n(pops: dict, path: Path, title: str = '') -> str:
@@ -84,12 +76,8 @@ def plot_ks_vs_n(pops: dict, path: Path, title: str = '') -> str:
         (line,) = ax.plot(r['n'], r['mean'], label=label)
         ax.fill_between(r['n'], r['lo'], r['hi'], color=line.get_color(), alpha=0.15)
     ax.set_xscale('log')
-    ax.set_xlabel('samples per population (n)')
-    ax.set_ylabel('KS D (bootstrap)')
-    ax.set_title(f'KS vs sample size {title}'.strip(), fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    name = f'KS vs sample size {title}'
+    return _save(fig, ax, path, 'samples per population (n)', 'KS D (bootstrap)', name)
 
 
 def plot_all(pops: dict, out: Path, normalize: str = 'none', title: str = '') -> dict[str, str]:

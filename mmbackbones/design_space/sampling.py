@@ -3,81 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from math import ceil
 from typing import Any
 
 import numpy as np
 
 from mmbackbones.complexity import Complexity
-from mmbackbones.models.backbones.anynet import anynet_complexity
 
 from .spaces import INPUT_SIZE, NUM_CLASSES, DesignSpace, arch_key, get_space
-
-# ------------------------------------------------------------------ analytic complexity
-
-
-def _conv(state: list, c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1,
-          bias: bool = False, norm: bool = True) -> None:  # fmt: skip
-    """Accumulate a 'same' conv into ``state = [h, params, flops, acts]``."""
-    h = (state[0] - 1) // stride + 1
-    state[0] = h
-    state[1] += (
-        k * k * c_in // groups * c_out + (c_out if bias else 0) + (2 * c_out if norm else 0)
-    )
-    state[2] += k * k * c_in // groups * c_out * h * h
-    state[3] += c_out * h * h
-
-
-def rexnet_complexity(
-    arch: dict[str, Any], size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES
-) -> Complexity:
-    """Params/FLOPs/acts of a non-lite ReXNet classifier with explicit ``channels``.
-
-    Follows :func:`mmbackbones.complexity.measure`'s convention (conv/linear multiply-adds,
-    SE convs included, biases free) for ``ReXNet(arch)`` + its published classifier.
-    Only the keys this toolkit samples are supported (``width_mult=1``, the default layout).
-    """
-    from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH, rexnet_channels
-
-    a = {**_DEFAULT_ARCH, **arch}
-    if a['lite'] or a['depth_mult'] != 1.0:
-        raise ValueError('rexnet_complexity: only non-lite, depth_mult=1 archs are supported')
-    stem, cins, couts, head = rexnet_channels(a)
-    layers = [ceil(n * a['depth_mult']) for n in a['layers']]
-    st = [size, 0, 0, 0]
-    _conv(st, 3, stem, 3, 2)
-    b = 0
-    for stage, (n, s0) in enumerate(zip(layers, a['strides'])):
-        use_se = a['use_se'] and a['se_stages'][stage]
-        for j in range(n):
-            t = 1 if b == 0 else a['expansion']
-            mid = cins[b] * t
-            if t != 1:
-                _conv(st, cins[b], mid, 1)
-            _conv(st, mid, mid, a['kernel_sizes'][stage], s0 if j == 0 else 1, groups=mid)
-            if use_se:
-                red = mid // a['se_ratio']
-                h = st[0]
-                st[0] = 1
-                _conv(st, mid, red, 1, bias=True, norm=True)
-                _conv(st, red, mid, 1, bias=True, norm=False)
-                st[0] = h
-            _conv(st, mid, couts[b], 1)
-            b += 1
-    _conv(st, couts[-1], head, 1)
-    if num_classes:
-        st[0] = 1
-        _conv(st, head, num_classes, 1, bias=True, norm=False)
-    return Complexity(params=st[1], flops=st[2], acts=st[3])
 
 
 def complexity(
     family: str, arch: dict[str, Any], size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES
 ) -> Complexity:
-    """Analytic complexity of a sampled model, as ``measure`` counts the built classifier."""
-    if family == 'ReXNet':
-        return rexnet_complexity(arch, size, num_classes)
-    return anynet_complexity(arch, size, num_classes, convention='counted')
+    """Analytic complexity of a sampled model, as ``measure`` counts the built classifier:
+    the family's own ``complexity`` (its ``layout``), in the ``'counted'`` convention.
+
+    Example:
+        >>> complexity('ReXNet', dict(channels=[16 + 8 * i for i in range(16)])).params
+        2054802
+    """
+    from mmbackbones.models import family_class
+
+    return family_class(family).complexity(arch, size, num_classes, convention='counted')
 
 
 def record_id(space: str, family: str, arch: dict) -> str:

@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from mmbackbones.models.backbones.anynet import RegNet, adjust_block_compatibility
+from mmbackbones.models.backbones.regnet import RegNet, adjust_block_compatibility
+from mmbackbones.models.backbones.rexnet import ReXNet
 
 #: Input resolution and number of classes the sampled models are scored (and trained) at.
 INPUT_SIZE = 32
@@ -211,7 +212,8 @@ def _regnet_arch(d: dict) -> dict:
 
 # ------------------------------------------------------------------ ReXNet channels
 
-REXNET_BLOCKS = 16
+#: the number of blocks of ReXNet's layout (16), read from the family
+REXNET_BLOCKS = sum(b.kind == 'block' for b in ReXNet.layout('1.0'))
 REXNET_KNOTS = (0, 5, 10, 15)
 
 

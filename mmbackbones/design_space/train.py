@@ -27,12 +27,71 @@ def _data(cfg: dict) -> tuple:
     return _DATA_CACHE[key]
 
 
-def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train one sampled model for ``cfg['iters']`` SGD steps (cosine lr, no augmentation)
-    and return the record with ``error`` (top-1 %, test split), ``dataset``, ``iters``,
-    ``train_time_s``."""
+def sgd_train(
+    model: Any,
+    xtr: Any,
+    ytr: Any,
+    iters: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    device: Any = 'cpu',
+) -> float:
+    """The brief-training loop shared by the sweep and NetAdapt: ``iters`` steps of
+    Nesterov SGD with a cosine schedule on random batches (random horizontal flips),
+    drawn from a generator seeded with ``seed``. Leaves the model in eval mode.
+
+    Args:
+        model (nn.Module): The classifier (trained in place).
+        xtr (Tensor): Training images ``(N, 3, H, W)``.
+        ytr (Tensor): Labels ``(N,)``.
+        iters (int): SGD steps (0: none, the loss is NaN).
+        lr (float): Peak learning rate.
+        batch_size (int): Images per step.
+        seed (int): Seeds the batches, the flips and ``torch``'s global generator
+            (dropout, stochastic depth).
+        momentum (float): Default: 0.9.
+        weight_decay (float): Default: 5e-4.
+        device: Where to train. Default: 'cpu'.
+
+    Returns:
+        float: The last step's loss.
+    """
     import torch
     import torch.nn.functional as F
+
+    if iters <= 0:
+        model.eval()
+        return float('nan')
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
+    model.train()
+    loss = torch.zeros(())
+    for _ in range(iters):
+        j = torch.randint(0, len(xtr), (batch_size,), generator=gen)
+        x, y = xtr[j].to(device), ytr[j].to(device)
+        if torch.rand((), generator=gen) < 0.5:  # horizontal flip
+            x = x.flip(3)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    return float(loss.detach())
+
+
+def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one sampled model for ``cfg['iters']`` SGD steps (:func:`sgd_train`) and
+    return the record with ``error`` (top-1 %, test split), ``dataset``, ``iters``,
+    ``train_time_s``."""
+    import torch
 
     from .sampling import build_classifier
 
@@ -41,31 +100,13 @@ def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> d
     name, xtr, ytr, xte, yte = _data(cfg)
     dev = torch.device(cfg['device'])
     torch.manual_seed(cfg['seed'])
-    rng = np.random.default_rng(cfg['seed'])
     model = build_classifier(record).to(dev)
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg['lr'],
-        momentum=cfg['momentum'],
-        weight_decay=cfg['weight_decay'],
-        nesterov=True,
-    )
     iters = int(cfg['iters'])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
-    xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
     t0 = time.time()
-    model.train()
-    for _ in range(iters):
-        j = torch.from_numpy(rng.integers(0, len(xtr), cfg['batch_size']))
-        x, y = xtr_t[j].to(dev), ytr_t[j].to(dev)
-        if rng.random() < 0.5:  # horizontal flip
-            x = x.flip(3)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
+    loss = sgd_train(
+        model, torch.from_numpy(xtr), torch.from_numpy(ytr), iters, cfg['lr'],
+        cfg['batch_size'], cfg['seed'], cfg['momentum'], cfg['weight_decay'], dev,
+    )  # fmt: skip
     wrong = 0
     with torch.no_grad():
         for i in range(0, len(xte), 500):
@@ -73,7 +114,7 @@ def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> d
             pred = model(x).argmax(1).cpu().numpy()
             wrong += int((pred != yte[i : i + 500]).sum())
     err = 100.0 * wrong / len(xte)
-    if not np.isfinite(loss.item()):
+    if iters > 0 and not np.isfinite(loss):
         err = 100.0 * (1 - 1 / 10)  # diverged: chance error
     return {
         **record,

@@ -51,8 +51,11 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from math import ceil, lcm
-from typing import Any, ClassVar
+from math import lcm
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from mmbackbones.models.backbones.base import BlockSpec
 
 DIVISOR = 8
 
@@ -157,20 +160,24 @@ class MobileNetV3Knobs(WidthKnobs):
     family = 'MobileNetV3'
 
     def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
-        from mmbackbones.models.backbones.mobilenet_v3 import (
-            _DEFAULT_ARCH,
-            MobileNetV3,
-            mobilenet_v3_channels,
+        from mmbackbones.models import MobileNetV3
+
+        specs = MobileNetV3.layout(arch, widen_factor)
+        return dict(
+            blocks=[
+                [b.kernel_size, b.mid_channels, b.out_channels, b.se_channels > 0, b.act, b.stride]
+                for b in specs[1:-1]
+            ],
+            stem_channels=specs[0].out_channels,
+            head_channels=specs[-1].out_channels,
+            classifier_channels=specs[-1].hidden_channels,
         )
 
-        full = MobileNetV3.resolve_arch(arch, _DEFAULT_ARCH)
-        stem, blocks, head, classifier = mobilenet_v3_channels(full, widen_factor)
-        return dict(
-            blocks=[[k, mid, out, se, act, s] for k, _, mid, out, se, act, s in blocks],
-            stem_channels=stem,
-            head_channels=head,
-            classifier_channels=classifier,
-        )
+    @staticmethod
+    def _blocks(arch: dict) -> list[BlockSpec]:
+        from mmbackbones.models import MobileNetV3
+
+        return MobileNetV3.layout(arch)[1:-1]
 
     @staticmethod
     def _widths(arch: dict) -> list[int]:
@@ -179,38 +186,30 @@ class MobileNetV3Knobs(WidthKnobs):
 
     def _groups(self, arch: dict) -> list[list[int]]:
         """Positions (-1 = stem) joined by full residuals, in order."""
-        w = self._widths(arch)  # residual: stride 1 and in == out
-        return _residual_groups(
-            [r[5] == 1 and w[i] == w[i + 1] for i, r in enumerate(arch['blocks'])]
-        )
-
-    @staticmethod
-    def _has_expand(arch: dict, i: int, widths: list[int]) -> bool:
-        return int(arch['blocks'][i][1]) != widths[i]
+        return _residual_groups([b.has_shortcut for b in self._blocks(arch)])
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         widths = self._widths(arch)
         out = _group_out_knobs(self._groups(arch), widths, 'b')
-        for i, row in enumerate(arch['blocks']):
-            if self._has_expand(arch, i, widths):
-                out.append(Knob(f'b{i}.exp', 'exp', int(row[1]), DIVISOR, (i,)))
+        for i, b in enumerate(self._blocks(arch)):
+            if b.with_expand:
+                out.append(Knob(f'b{i}.exp', 'exp', b.mid_channels, DIVISOR, (i,)))
         out.append(Knob('head', 'head', int(arch['head_channels']), DIVISOR))
         return [k for k in out if self.candidates(arch, k)]
 
     def candidates(self, arch: dict[str, Any], knob: Knob) -> list[int]:
         ws = _smaller_multiples(knob.width, knob.min_width)
-        widths = self._widths(arch)
-        blocks = arch['blocks']
+        blocks = self._blocks(arch)
         if knob.kind == 'exp':
             (i,) = knob.positions
-            return [w for w in ws if w != widths[i]]  # exp == in would drop the expansion
+            return [w for w in ws if w != blocks[i].in_channels]  # exp == in: no expansion
         if knob.kind == 'out':
             # blocks reading the group that keep their own expansion width must not end up
             # with exp == in (their expansion conv would vanish)
             fixed = {
-                int(blocks[j][1])
-                for j in range(len(blocks))
-                if j - 1 in knob.positions and self._has_expand(arch, j, widths)
+                b.mid_channels
+                for j, b in enumerate(blocks)
+                if j - 1 in knob.positions and b.with_expand
             }
             return [w for w in ws if w not in fixed]
         return ws
@@ -218,7 +217,7 @@ class MobileNetV3Knobs(WidthKnobs):
     def apply(self, arch: dict[str, Any], knob: Knob, width: int) -> dict[str, Any]:
         new = copy.deepcopy(arch)
         new['blocks'] = [list(r) for r in new['blocks']]
-        widths = self._widths(arch)
+        blocks = self._blocks(arch)
         if knob.kind == 'exp':
             new['blocks'][knob.positions[0]][1] = width
         elif knob.kind == 'out':
@@ -227,8 +226,8 @@ class MobileNetV3Knobs(WidthKnobs):
                     new['stem_channels'] = width
                 else:
                     new['blocks'][p][2] = width
-            for j in range(len(arch['blocks'])):  # blocks without expansion follow
-                if j - 1 in knob.positions and not self._has_expand(arch, j, widths):
+            for j, b in enumerate(blocks):  # blocks without expansion follow
+                if j - 1 in knob.positions and not b.with_expand:
                     new['blocks'][j][1] = width
         elif knob.kind == 'head':
             new['head_channels'] = width
@@ -252,57 +251,35 @@ class ReXNetKnobs(WidthKnobs):
     family = 'ReXNet'
 
     def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
-        from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH, ReXNet, rexnet_channels
+        from mmbackbones.models import ReXNet
 
-        full = dict(ReXNet.resolve_arch(arch, _DEFAULT_ARCH))
+        full = ReXNet.resolve_arch(arch)
+        specs = ReXNet.layout(full, widen_factor)
         full['width_mult'] = float(full['width_mult']) * widen_factor
-        _, _, outs, head = rexnet_channels(full)
-        full['channels'] = list(outs)
-        full['head_ch'] = int(head)
+        full['channels'] = [b.out_channels for b in specs[1:-1]]
+        full['head_ch'] = specs[-1].out_channels
         return {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
 
     @staticmethod
-    def _strides(arch: dict) -> list[int]:
-        layers = [ceil(n * arch['depth_mult']) for n in arch['layers']]
-        return [s if j == 0 else 1 for n, s in zip(layers, arch['strides']) for j in range(n)]
+    def _blocks(arch: dict) -> list[BlockSpec]:
+        from mmbackbones.models import ReXNet
 
-    @staticmethod
-    def _in_widths(arch: dict) -> list[int]:
-        from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH, rexnet_channels
-
-        stem, _, _, _ = rexnet_channels({**_DEFAULT_ARCH, **arch})
-        return [stem] + [int(c) for c in arch['channels'][:-1]]
-
-    @staticmethod
-    def _defaults() -> dict[str, Any]:
-        from mmbackbones.models.backbones.rexnet import _DEFAULT_ARCH
-
-        return _DEFAULT_ARCH
-
-    def _mids(self, arch: dict, ins: list[int]) -> list[int]:
-        from mmbackbones.models.backbones.rexnet import rexnet_mid_channels
-
-        return rexnet_mid_channels({**self._defaults(), **arch}, ins)
+        return ReXNet.layout(arch)[1:-1]
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
-        ins, strides = self._in_widths(arch), self._strides(arch)
-        mids = self._mids(arch, ins)
+        from mmbackbones.models import ReXNet
+
+        blocks = self._blocks(arch)
         out = []
-        for i, c in enumerate(arch['channels']):
-            residual = strides[i] == 1 and ins[i] <= c  # keep the partial shortcut
-            lo = max(DIVISOR, ins[i]) if residual else DIVISOR
-            out.append(Knob(f'b{i}.out', 'out', int(c), lo, (i,)))
-        full = {**self._defaults(), **arch}
-        layers = [ceil(n * full['depth_mult']) for n in full['layers']]
-        se = [
-            full['use_se'] and full['se_stages'][st]
-            for st, n in enumerate(layers)
-            for _ in range(n)
-        ]
-        for i, m in enumerate(mids):
-            if m != ins[i]:  # the block has an expansion conv
-                lo = max(DIVISOR, full['se_ratio']) if se[i] else DIVISOR  # SE keeps >= 1
-                out.append(Knob(f'b{i}.exp', 'exp', int(m), lo, (i,)))
+        for i, b in enumerate(blocks):
+            # keep the partial shortcut: out[:, :c_in] += x needs c_in <= c_out
+            lo = max(DIVISOR, b.in_channels) if b.has_shortcut else DIVISOR
+            out.append(Knob(f'b{i}.out', 'out', b.out_channels, lo, (i,)))
+        se_ratio = ReXNet.resolve_arch(arch)['se_ratio']
+        for i, b in enumerate(blocks):
+            if b.with_expand:
+                lo = max(DIVISOR, se_ratio) if b.se_channels else DIVISOR  # SE keeps >= 1
+                out.append(Knob(f'b{i}.exp', 'exp', b.mid_channels, lo, (i,)))
         out.append(Knob('head', 'head', int(arch['head_ch']), DIVISOR))
         return [k for k in out if self.candidates(arch, k)]
 
@@ -311,9 +288,8 @@ class ReXNetKnobs(WidthKnobs):
         if knob.kind == 'head':
             return ws
         (i,) = knob.positions
-        ins = self._in_widths(arch)
-        if knob.kind == 'exp':
-            return [w for w in ws if w != ins[i]]  # mid == in would drop the expansion conv
+        if knob.kind == 'exp':  # mid == in would drop the expansion conv
+            return [w for w in ws if w != self._blocks(arch)[i].in_channels]
         given = arch.get('mid_channels')
         nxt = given[i + 1] if given is not None and i + 1 < len(given) else None
         return [w for w in ws if w != nxt]  # an adapted next expansion must stay a conv
@@ -355,32 +331,29 @@ class EfficientNetKnobs(WidthKnobs):
     family = 'EfficientNet'
 
     def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
-        from mmbackbones.models.backbones.efficientnet import (
-            EfficientNet,
-            scale_depth,
-            scale_width,
-        )
+        from mmbackbones.models import EfficientNet
 
-        full = EfficientNet.resolve_scaled_arch(arch)
-        w, d, div = float(full['width']) * widen_factor, float(full['depth']), full['divisor']
-        stages = [
-            [e, k, s, scale_width(c, w, div), scale_depth(n, d)]
-            for e, k, s, c, n in full['stages']
-        ]
-        if any(r[4] < 1 for r in stages):
-            raise ValueError(
-                f'NetAdapt: EfficientNet stages with no blocks are not supported: {stages!r}'
-            )
+        full = EfficientNet.resolve_arch(arch)
+        specs = EfficientNet.layout(full, widen_factor)
+        stages = []
+        for st, (e, k, s, _, _) in enumerate(full['stages'], start=1):
+            blocks = [b for b in specs if b.kind == 'block' and b.stage == st]
+            if not blocks:
+                raise ValueError(
+                    f'NetAdapt: EfficientNet stages with no blocks are not supported '
+                    f'(stage {st} of {full["stages"]!r})'
+                )
+            stages.append([e, k, s, blocks[0].out_channels, len(blocks)])
         return dict(
             width=1.0,
             depth=1.0,
             resolution=full['resolution'],
             dropout=full['dropout'],
             stages=stages,
-            stem_channels=scale_width(full['stem_channels'], w, div),
-            head_channels=scale_width(full['head_channels'], w, div),
+            stem_channels=specs[0].out_channels,
+            head_channels=specs[-1].out_channels,
             se_ratio=full['se_ratio'],
-            divisor=div,
+            divisor=full['divisor'],
         )
 
     @staticmethod
@@ -389,25 +362,22 @@ class EfficientNetKnobs(WidthKnobs):
         return [int(arch['stem_channels'])] + [int(r[3]) for r in arch['stages']]
 
     def _groups(self, arch: dict) -> list[list[int]]:
-        """Positions (-1 = stem, i = stage i + 1) joined by full residuals, in order."""
-        w = self._widths(arch)  # the stage's first block has a residual
-        return _residual_groups(
-            [r[2] == 1 and w[i] == w[i + 1] for i, r in enumerate(arch['stages'])]
-        )
+        """Positions (-1 = stem, i = stage i + 1) joined by full residuals, in order: a
+        stage joins the group before it where its first block has a shortcut."""
+        from mmbackbones.models import EfficientNet
+
+        blocks = EfficientNet.layout(arch)[1:-1]
+        firsts = [
+            next(b for b in blocks if b.stage == st) for st in range(1, len(arch['stages']) + 1)
+        ]
+        return _residual_groups([b.has_shortcut for b in firsts])
 
     @staticmethod
     def _structure(arch: dict) -> list[tuple[bool, bool]]:
         """Per block: (has an expansion conv, has a shortcut), as the backbone decides."""
-        from mmbackbones.models.backbones.efficientnet import (
-            EfficientNet,
-            efficientnet_layout,
-        )
+        from mmbackbones.models import EfficientNet
 
-        _, blocks, _ = efficientnet_layout(EfficientNet.resolve_scaled_arch(arch))
-        return [
-            (b.mid_channels != b.in_channels, b.stride == 1 and b.in_channels == b.out_channels)
-            for b in blocks
-        ]
+        return [(b.with_expand, b.has_shortcut) for b in EfficientNet.layout(arch)[1:-1]]
 
     def knobs(self, arch: dict[str, Any]) -> list[Knob]:
         widths = self._widths(arch)
@@ -471,14 +441,14 @@ class AnyNetKnobs(WidthKnobs):
         self.source = source
 
     def start_arch(self, arch: str | dict, widen_factor: float = 1.0) -> dict[str, Any]:
-        from mmbackbones.models.backbones import anynet
+        from mmbackbones.models import family_class
 
         if widen_factor != 1.0:
             raise ValueError(
                 f'NetAdapt: {self.source} has no width multiplier; use widen_factor=1.0 '
                 f'(got {widen_factor}) and an arch with the widths to start from'
             )
-        full = getattr(anynet, self.source).to_anynet(arch)
+        full = family_class(self.source).to_anynet(arch)
         if full['block_type'] == 'res_bottleneck':  # exact bottleneck widths, written out
             full['bot_muls'] = [
                 self._bot(w, b) / w for w, b in zip(full['widths'], full['bot_muls'])

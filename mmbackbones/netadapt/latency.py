@@ -8,8 +8,11 @@ every conv's in/out channels, kernel, stride, dilation and groups, the norm and 
 types, the shortcut, and the input shape. Entries are timed lazily, the first time a shape
 is asked for, and cached in a JSON file reused across iterations and runs.
 
-Timing (:func:`time_module`) is the median of many batch-1 forwards in eval mode under
-``torch.no_grad`` with a fixed number of intra-op threads, after warm-up.
+Timing goes through the benchmark's one harness (:mod:`mmbackbones.benchmark.timing`:
+:func:`time_module` / :func:`~mmbackbones.benchmark.timing.time_modules`): batch-1
+forwards in eval mode under ``torch.no_grad`` with a fixed number of intra-op threads,
+after warm-up, each forward timed on its own; medians and quartiles are its
+:func:`~mmbackbones.benchmark.timing.quantile`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import statistics
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmbackbones.benchmark.timing import median, quantile, time_module, time_modules
+
+__all__ = [
+    'LatencyLUT',
+    'compare_latency',
+    'layer_key',
+    'measure_latency',
+    'num_threads',
+    'time_module',
+]
 
 
 @contextlib.contextmanager
@@ -38,43 +50,6 @@ def num_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def time_module(
-    module: nn.Module, x: torch.Tensor, repeats: int = 50, warmup: int = 5
-) -> list[float]:
-    """Wall-clock milliseconds of ``repeats`` forwards of ``module(x)`` (eval, no grad).
-
-    Args:
-        module (nn.Module): The module (put in eval mode; restored afterwards).
-        x (Tensor): Its input (batch 1 for latency).
-        repeats (int): Timed forwards. Default: 50.
-        warmup (int): Untimed forwards first. Default: 5.
-
-    Returns:
-        list[float]: One time per forward, in milliseconds.
-
-    Example:
-        >>> ts = time_module(nn.Conv2d(3, 8, 3), torch.rand(1, 3, 32, 32), repeats=3)
-        >>> len(ts)
-        3
-    """
-    if repeats < 1:
-        raise ValueError(f'repeats must be >= 1, got {repeats!r}')
-    was_training = module.training
-    module.eval()
-    times = []
-    try:
-        with torch.no_grad():
-            for _ in range(warmup):
-                module(x)
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                module(x)
-                times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        module.train(was_training)
-    return times
 
 
 class _Backbone(nn.Module):
@@ -121,12 +96,11 @@ def measure_latency(
     x = torch.rand(1, 3, *shape)
     with num_threads(threads):
         ts = time_module(_Backbone(backbone), x, repeats, warmup)
-    q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
     return dict(
-        median_ms=statistics.median(ts),
+        median_ms=median(ts),
         min_ms=min(ts),
-        p25_ms=q[0],
-        p75_ms=q[2],
+        p25_ms=quantile(ts, 0.25),
+        p75_ms=quantile(ts, 0.75),
         repeats=repeats,
         threads=threads,
     )
@@ -141,8 +115,16 @@ def compare_latency(
 ) -> list[float]:
     """Median latencies of several backbones timed in alternation.
 
-    Interleaving (``rounds`` rounds of ``repeats`` forwards each, in turn) exposes every
+    Interleaving (``rounds`` rounds, each running every backbone for ``repeats``
+    consecutive forwards, in a fresh random order; 4 untimed rounds first) exposes every
     model to the same background load, so ratios stay meaningful on a busy machine.
+
+    Args:
+        backbones (Sequence[nn.Module]): Anything with a flat ``layers`` Sequential.
+        shape (Sequence[int]): Input ``(H, W)``; batch 1. Default: (224, 224).
+        threads (int): ``torch.set_num_threads`` while timing. Default: 1.
+        rounds (int): Timed rounds. Default: 20.
+        repeats (int): Timed forwards of each backbone per round. Default: 5.
 
     Returns:
         list[float]: The median milliseconds of each backbone, in order.
@@ -155,14 +137,9 @@ def compare_latency(
     """
     x = torch.rand(1, 3, *shape)
     nets = [_Backbone(b) for b in backbones]
-    times: list[list[float]] = [[] for _ in nets]
     with num_threads(threads):
-        for net in nets:
-            time_module(net, x, repeats=1, warmup=3)
-        for _ in range(rounds):
-            for i, net in enumerate(nets):
-                times[i] += time_module(net, x, repeats, warmup=0)
-    return [statistics.median(t) for t in times]
+        times = time_modules(nets, x, rounds, warmup=4, calls=repeats)
+    return [median(t) for t in times]
 
 
 def layer_key(layer: nn.Module, in_shape: Sequence[int], threads: int) -> str:
@@ -254,7 +231,7 @@ class LatencyLUT:
         if key not in self.entries:
             with num_threads(self.threads):
                 ts = time_module(layer, torch.rand(x.shape), self.repeats, self.warmup)
-            self.entries[key] = statistics.median(ts)
+            self.entries[key] = median(ts)
             self.num_measured += 1
             self._save()
         return self.entries[key]

@@ -2,7 +2,7 @@
 
 Starting from a backbone and a latency target on *this* CPU, each iteration:
 
-1. proposes, for every width knob (:mod:`.width_knobs`), the widest narrower setting whose
+1. proposes, for every width knob (:mod:`.knobs`), the widest narrower setting whose
    latency drops by at least ``delta`` according to the per-layer lookup table
    (:class:`.latency.LatencyLUT`, scaled by the measured whole-network / LUT ratio);
 2. fine-tunes every proposal briefly on the built-in classification data, starting from
@@ -34,9 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .knobs import WidthKnobs, get_knobs
 from .latency import LatencyLUT, measure_latency, num_threads
 from .shrink import transfer_weights
-from .width_knobs import WidthKnobs, get_knobs
 
 NUM_CLASSES = 10
 STATS = ('median', 'min')
@@ -49,7 +49,7 @@ class NetAdaptConfig:
     """NetAdapt settings (the CLI's arguments).
 
     Args:
-        backbone (str): Family, see :data:`.width_knobs.FAMILIES`. Default: 'MobileNetV3'.
+        backbone (str): Family, see :data:`.knobs.FAMILIES`. Default: 'MobileNetV3'.
         arch (str | dict): Preset name or arch dict of the start point. Default: 'small'.
         widen_factor (float): Width multiplier of the start point. Default: 1.0.
         target_ms (float | None): Latency target in ms (direct, median).
@@ -184,30 +184,12 @@ def finetune(
     batch_size: int,
     seed: int,
 ) -> float:
-    """``iters`` SGD steps (cosine lr, random flips); returns the last loss."""
-    if iters <= 0:
-        return float('nan')
-    xtr, ytr = data[0], data[1]
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=0.9, weight_decay=4e-5, nesterov=True
-    )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
-    model.train()
-    loss = torch.zeros(())
-    for _ in range(iters):
-        j = torch.randint(0, len(xtr), (batch_size,), generator=gen)
-        x = xtr[j]
-        if torch.rand((), generator=gen) < 0.5:
-            x = x.flip(3)
-        loss = F.cross_entropy(model(x), ytr[j])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return float(loss.detach())
+    """``iters`` SGD steps (cosine lr, random flips; the design-space sweep's loop,
+    :func:`mmbackbones.design_space.train.sgd_train`, with MobileNetV3's weight decay
+    4e-5); returns the last loss."""
+    from mmbackbones.design_space.train import sgd_train
+
+    return sgd_train(model, data[0], data[1], iters, lr, batch_size, seed, weight_decay=4e-5)
 
 
 @torch.no_grad()

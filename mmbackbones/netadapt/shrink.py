@@ -27,11 +27,19 @@ The new network's shapes decide each space's new width; spaces never grow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmbackbones.models.layers import (
+    ConvNormAct,
+    InvertedResidual,
+    ResidualBlock,
+    SqueezeExcite,
+    VanillaBlock,
+)
 
 
 class _Tracer:
@@ -91,79 +99,21 @@ class _Tracer:
             self.dims[f'{prefix}.bias'] = [out]
         return out
 
-    def conv_norm_act(self, prefix: str, m: nn.Module, space: int | None) -> int:
-        out = self.conv(f'{prefix}.conv', m.conv, space)
-        if hasattr(m, 'bn'):
-            self.norm(f'{prefix}.bn', m.bn, out)
-        return out
-
-    def inverted_residual(self, prefix: str, m: nn.Module, space: int) -> int:
-        mid = space
-        if m.expand is not None:
-            mid = self.conv_norm_act(f'{prefix}.expand', m.expand, space)
-        mid = self.conv_norm_act(f'{prefix}.dw', m.dw, mid)
-        if m.se is not None:
-            self.squeeze_excite(f'{prefix}.se', m.se, mid)
-        out = self.conv_norm_act(f'{prefix}.project', m.project, mid)
-        if m.shortcut == 'full':
-            self.union(out, space)
-        elif m.shortcut == 'partial':
-            self.prefix[out] = space
-        return out
-
-    def squeeze_excite(self, prefix: str, se: nn.Module, space: int) -> None:
-        red = self.conv(f'{prefix}.fc1', se.fc1, space)
-        self.norm(f'{prefix}.bn', se.bn, red)
-        self.dims[f'{prefix}.fc2.weight'] = [space, red, None, None]
-        self.dims[f'{prefix}.fc2.bias'] = [space]
-
-    def sequence(self, prefix: str, seq: nn.Module, space: int | None) -> int | None:
-        """Convs / SE in a row (an AnyNet block's ``f`` or a vanilla block)."""
-        from mmbackbones.models.layers import ConvNormAct, SqueezeExcite
-
-        for name, m in seq.named_children():
-            if isinstance(m, ConvNormAct):
-                space = self.conv_norm_act(f'{prefix}.{name}', m, space)
-            elif isinstance(m, SqueezeExcite):
-                self.squeeze_excite(f'{prefix}.{name}', m, space)
-            else:
-                raise TypeError(f'shrink: unsupported {type(m).__name__} at {prefix}.{name}')
-        return space
-
-    def residual_block(self, prefix: str, m: nn.Module, space: int | None) -> int | None:
-        out = self.sequence(f'{prefix}.f', m.f, space)
-        if m.proj is None:
-            self.union(out, space)
-        else:
-            self.union(out, self.conv_norm_act(f'{prefix}.proj', m.proj, space))
-        return out
+    def follow(self, prefix: str, m: nn.Module, space: int | None) -> int | None:
+        """Trace layer ``m`` reading ``space`` with its handler in :data:`TRACERS`;
+        returns the space of its output."""
+        handler = next((TRACERS[k] for k in type(m).__mro__ if k in TRACERS), None)
+        if handler is None:
+            raise TypeError(
+                f'shrink: unsupported layer {type(m).__name__} at {prefix}; supported: '
+                + ', '.join(sorted(k.__name__ for k in TRACERS))
+            )
+        return handler(self, prefix, m, space)
 
     def layers(self, prefix: str, layers: nn.Sequential) -> int | None:
-        from mmbackbones.models.backbones.anynet import (
-            ResBasicBlock,
-            ResBottleneckBlock,
-            VanillaBlock,
-        )
-        from mmbackbones.models.layers import ConvNormAct, InvertedResidual
-
         space = None  # the RGB input is never shrunk
         for name, layer in layers.named_children():
-            where = f'{prefix}.{name}'
-            if isinstance(layer, ConvNormAct):
-                space = self.conv_norm_act(where, layer, space)
-            elif isinstance(layer, InvertedResidual):
-                space = self.inverted_residual(where, layer, space)
-            elif isinstance(layer, (ResBottleneckBlock, ResBasicBlock)):
-                space = self.residual_block(where, layer, space)
-            elif isinstance(layer, VanillaBlock):
-                space = self.sequence(where, layer, space)
-            elif isinstance(layer, nn.MaxPool2d):
-                continue  # channel-wise: the space passes through
-            else:
-                raise TypeError(
-                    f'shrink: unsupported layer {type(layer).__name__} at {where}; supported: '
-                    'ConvNormAct, InvertedResidual, the AnyNet blocks, MaxPool2d'
-                )
+            space = self.follow(f'{prefix}.{name}', layer, space)
         return space
 
     def classifier_input(self, prefix: str, head: nn.Module, space: int | None) -> None:
@@ -173,6 +123,80 @@ class _Tracer:
                 w = [None, space] + [None] * (m.weight.dim() - 2)
                 self.dims[f'{prefix}.{name}.weight'] = w
                 return
+
+
+# ------------------------------------------------------------------ layer handlers
+#: layer type -> how the tracer follows it: ``handler(tracer, prefix, layer, space)``
+#: returns the output's space. A registration table keyed by block type (the most
+#: specific base class wins); a new block registers its handler here.
+TRACERS: dict[type, Callable[[_Tracer, str, nn.Module, int | None], int | None]] = {}
+
+
+def register_tracer(*types: type) -> Callable:
+    """Register a handler for layers of ``types`` in :data:`TRACERS`."""
+
+    def deco(fn: Callable) -> Callable:
+        for t in types:
+            TRACERS[t] = fn
+        return fn
+
+    return deco
+
+
+@register_tracer(ConvNormAct)
+def _conv_norm_act(t: _Tracer, prefix: str, m: nn.Module, space: int | None) -> int:
+    out = t.conv(f'{prefix}.conv', m.conv, space)
+    if hasattr(m, 'bn'):
+        t.norm(f'{prefix}.bn', m.bn, out)
+    return out
+
+
+@register_tracer(SqueezeExcite)
+def _squeeze_excite(t: _Tracer, prefix: str, se: nn.Module, space: int) -> int:
+    red = t.conv(f'{prefix}.fc1', se.fc1, space)
+    t.norm(f'{prefix}.bn', se.bn, red)
+    t.dims[f'{prefix}.fc2.weight'] = [space, red, None, None]
+    t.dims[f'{prefix}.fc2.bias'] = [space]
+    return space  # a gate: the channels pass through
+
+
+@register_tracer(InvertedResidual)
+def _inverted_residual(t: _Tracer, prefix: str, m: nn.Module, space: int) -> int:
+    mid = space
+    if m.expand is not None:
+        mid = t.follow(f'{prefix}.expand', m.expand, space)
+    mid = t.follow(f'{prefix}.dw', m.dw, mid)
+    if m.se is not None:
+        t.follow(f'{prefix}.se', m.se, mid)
+    out = t.follow(f'{prefix}.project', m.project, mid)
+    if m.shortcut == 'full':
+        t.union(out, space)
+    elif m.shortcut == 'partial':
+        t.prefix[out] = space
+    return out
+
+
+@register_tracer(VanillaBlock)
+def _sequence(t: _Tracer, prefix: str, seq: nn.Module, space: int | None) -> int | None:
+    """Convs / SE in a row (an AnyNet block's ``f`` or a vanilla block)."""
+    for name, m in seq.named_children():
+        space = t.follow(f'{prefix}.{name}', m, space)
+    return space
+
+
+@register_tracer(ResidualBlock)
+def _residual_block(t: _Tracer, prefix: str, m: nn.Module, space: int | None) -> int | None:
+    out = _sequence(t, f'{prefix}.f', m.f, space)
+    if m.proj is None:
+        t.union(out, space)
+    else:
+        t.union(out, t.follow(f'{prefix}.proj', m.proj, space))
+    return out
+
+
+@register_tracer(nn.MaxPool2d)
+def _channelwise(t: _Tracer, prefix: str, m: nn.Module, space: int | None) -> int | None:
+    return space  # channel-wise: the space passes through
 
 
 def _select(
