@@ -13,8 +13,11 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import REPO, run_tool
+from helpers import read_plot
 
 from mmbackbones import benchmark as bm
+from mmbackbones.benchmark import memory, timing
+from mmbackbones.netadapt.latency import LatencyLUT, compare_latency, measure_latency
 
 TOOL = osp.join(REPO, 'tools', 'benchmark.py')
 NUMERIC = ('params_m', 'median_ms', 'p25_ms', 'p75_ms', 'min_ms', 'throughput_img_s')
@@ -111,15 +114,36 @@ def test_config_fast_infer_and_train(tmp_path) -> None:
         _positive(r, NUMERIC + ('peak_mem_mb',))
 
 
+def test_segmentor_config_keeps_its_train_cfg() -> None:
+    """mmseg's ``init_model`` builds for inference with ``train_cfg=None``; the benchmark's
+    segmentor has the config's ``train_cfg`` back, and its training step runs."""
+    from mmengine.config import Config
+
+    path = osp.join(REPO, 'configs', 'mobilenetv3-small_lraspp_cityscapes.py')
+    cand = bm.config_candidate(path)
+    assert (cand.arch, cand.form, cand.kind) == (
+        'mobilenetv3-small_lraspp_cityscapes',
+        'segmentor',
+        'mmseg',
+    )
+    model = cand.build()
+    expected = Config.fromfile(path).model.train_cfg
+    assert model.train_cfg is not None and model.train_cfg == expected
+    step = bm.make_step(model, 'mmseg', 'train', 2, (64, 64))
+    step()
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
 @pytest.mark.parametrize(
     'args, message',
     [
-        (['--backbone', 'MobileNetV4'], "unknown backbone 'MobileNetV4'"),
+        (['--backbone', 'MobileNetV4'], "unknown backbone family 'MobileNetV4'"),
+        (['--backbone', 'AnyNet', '--compare'], 'AnyNet has no architecture with peers'),
         (['--backbone', 'ReXNet', '--arch', '1.0', '--peers', 'keras'], "unknown peer 'keras'"),
         (['--backbone', 'ReXNet', '--arch', '7.0'], "unknown arch '7.0'"),
         (['--backbone', 'ReXNet', '--arch', '0.9', '--compare'], "no peers for ReXNet '0.9'"),
         (['--backbone', 'ReXNet', '--mode', 'train'], 'needs --batch >= 2'),
-        (['configs/nope.py'], 'config not found'),
+        (['configs/nope.py'], "config file 'configs/nope.py' does not exist"),
         ([], 'nothing to run'),
         (['--backbone', 'ReXNet', '--device', 'tpu'], "--device must be 'cpu' or 'cuda"),
         (
@@ -135,8 +159,11 @@ def test_bad_input_clear_error(capsys, args: list[str], message: str) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err
-    if 'backbone' in message:
-        assert "'ReXNet', 'MobileNetV3', 'EfficientNet', 'RegNet', 'ResNeXt'" in err
+    if 'backbone family' in message:  # the registry's families, listed
+        for name in ('EfficientNet', 'MobileNetV3', 'ReXNet', 'RegNet', 'ResNeXt'):
+            assert repr(name) in err
+    if 'with peers' in message:
+        assert "['EfficientNet', 'MobileNetV3', 'ReXNet', 'RegNet', 'ResNeXt']" in err
     if 'keras' in message:
         assert "'timm', 'torchvision', 'mmdet', 'mmseg'" in err
     if 'no peers' in message:
@@ -213,6 +240,135 @@ def test_peak_memory_counts_what_a_step_allocates() -> None:
     assert bm.peak_memory(lambda: x.add_(1)) == 0  # in place: nothing new
 
 
+@pytest.fixture
+def fresh_probe():
+    """The probe's cached answer forgotten before and after the test."""
+    memory.cpu_tracking_problem.cache_clear()
+    yield
+    memory.cpu_tracking_problem.cache_clear()
+
+
+def test_dispatch_probe_fails_on_a_miscount_or_an_error(monkeypatch, fresh_probe) -> None:
+    """The self-test is numerical: an accounting that sees no operator, or a private API
+    that is gone, is a reason; the answer is computed once."""
+    assert memory.cpu_tracking_problem() is None  # this PyTorch counts right
+    memory.cpu_tracking_problem.cache_clear()
+    monkeypatch.setattr(memory._LiveTensorBytes, '_seen', lambda self, t, inputs: None)
+    assert 'counted (peak, live) = (0, 0), not (8192, 0)' in memory.cpu_tracking_problem()
+    memory.cpu_tracking_problem.cache_clear()
+
+    def gone(self) -> None:
+        raise ImportError('no TorchDispatchMode')
+
+    monkeypatch.setattr(memory._LiveTensorBytes, '__init__', gone)
+    assert 'raised ImportError: no TorchDispatchMode' in memory.cpu_tracking_problem()
+    monkeypatch.undo()  # the tracker works again, but the answer is cached
+    assert 'ImportError' in memory.cpu_tracking_problem()
+
+
+def test_peak_memory_falls_back_when_the_probe_fails(monkeypatch, tmp_path) -> None:
+    """No CPU figure and one warning line saying why; the reports leave the cell empty."""
+    monkeypatch.setattr(memory, 'cpu_tracking_problem', lambda: 'the API moved')
+    with pytest.warns(RuntimeWarning) as record:
+        assert bm.peak_memory(lambda: torch.ones(1024) * 2) is None
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert 'peak memory on CPU is not measured' in message and 'the API moved' in message
+    assert '\n' not in message
+    cands = bm.candidates_for('MobileNetV3', 'small', compare=False)
+    with pytest.warns(RuntimeWarning, match='the API moved'):
+        rows = bm.run_session(cands, 'infer', 1, (32, 32), 1, repeats=1, warmup=0, flops=False)
+    assert rows[0].peak_mem_mb is None
+    line = next(ln for ln in bm.to_markdown(rows, {}).splitlines() if '| MobileNetV3-S |' in ln)
+    assert line.split('|')[10].strip() == '–'  # the peak memory column
+    bm.write_csv(rows, str(tmp_path / 'b.csv'))
+    assert _read_csv(str(tmp_path / 'b.csv'))[0]['peak_mem_mb'] == ''
+
+
+# --------------------------------------------------- one harness, one quantile (NetAdapt)
+class _FakeClock:
+    """A wall clock that moves only when a :class:`_Ticking` layer runs."""
+
+    def __init__(self, durations_ms) -> None:
+        self.t = 0.0
+        self.durations = list(durations_ms)
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _Ticking(nn.Module):
+    """A layer whose forward lasts ``ms`` on the fake clock (else the clock's next
+    duration, 0 once they are used up), counting its calls."""
+
+    def __init__(self, clock: _FakeClock, ms: float | None = None) -> None:
+        super().__init__()
+        self.clock, self.ms, self.calls = clock, ms, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        d = self.clock.durations
+        self.clock.t += (self.ms if self.ms is not None else (d.pop(0) if d else 0.0)) / 1e3
+        return x
+
+
+def _fake_backbone(clock: _FakeClock, ms: float | None = None) -> nn.Module:
+    backbone = nn.Module()
+    backbone.layers = nn.Sequential(_Ticking(clock, ms))
+    return backbone
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    def make(durations_ms=()) -> _FakeClock:
+        clock = _FakeClock(durations_ms)
+        monkeypatch.setitem(timing._NOW, 'wall', clock)
+        return clock
+
+    return make
+
+
+def test_netadapt_and_the_benchmark_report_the_same_quartiles(fake_clock) -> None:
+    """Forwards of 10, 1, 3, 2, 4 ms: NetAdapt's measure_latency and a benchmark Row give
+    numpy's linear quartiles 2 / 3 / 4 (statistics.quantiles' default, which NetAdapt used
+    before, would give 1.5 and 7)."""
+    ms = [10.0, 1.0, 3.0, 2.0, 4.0]
+    r = measure_latency(_fake_backbone(fake_clock(ms)), (4, 4), threads=1, repeats=5, warmup=0)
+    assert (r['min_ms'], r['p25_ms'], r['median_ms'], r['p75_ms']) == pytest.approx((1, 2, 3, 4))
+    assert (r['repeats'], r['threads']) == (5, 1)
+    row = bm.Row('X', 'mmbackbones', 'classifier', 'infer', 1, 1, 4, 4, [t / 1e3 for t in ms])
+    assert (row.min_ms, row.p25_ms, row.median_ms, row.p75_ms) == pytest.approx((1, 2, 3, 4))
+
+
+def test_lut_and_compare_latency_time_through_the_harness(fake_clock) -> None:
+    clock = fake_clock([99.0, 1.0, 2.0, 3.0, 10.0])  # one warm-up forward, four timed
+    total, per_layer = LatencyLUT(repeats=4, warmup=1).estimate(_fake_backbone(clock), (4, 4))
+    assert per_layer == [pytest.approx(2.5)] and total == pytest.approx(2.5)
+    fast, slow = _fake_backbone(clock, 1.0), _fake_backbone(clock, 3.0)
+    assert compare_latency([fast, slow], (4, 4), rounds=3, repeats=2) == pytest.approx([1, 3])
+    assert fast.layers[0].calls == slow.layers[0].calls == 4 + 3 * 2  # 4 warm-up rounds
+
+
+def test_round_robin_bursts_record_every_call() -> None:
+    """``calls=3``: each turn runs one step three times in a row, each call timed."""
+    calls: list[str] = []
+    steps = {n: (lambda n=n: calls.append(n)) for n in 'ab'}
+    times = bm.time_round_robin(steps, repeats=4, warmup=0, calls=3)
+    assert [len(v) for v in times.values()] == [12, 12]
+    turns = [calls[i : i + 3] for i in range(0, len(calls), 3)]
+    assert len(turns) == 8 and all(len(set(t)) == 1 for t in turns)
+    assert all(sorted(t[0] for t in turns[i : i + 2]) == ['a', 'b'] for i in range(0, 8, 2))
+    with pytest.raises(bm.BenchmarkError, match='calls >= 1'):
+        bm.time_round_robin(steps, repeats=1, warmup=0, calls=0)
+
+
+def test_quantile_rejects_bad_input() -> None:
+    with pytest.raises(bm.BenchmarkError, match='quantile of no values'):
+        bm.quantile([], 0.5)
+    with pytest.raises(bm.BenchmarkError, match=r'q must be in \[0, 1\]'):
+        bm.quantile([1.0], 1.5)
+
+
 def test_make_step_train_runs_backward_and_clears_grads() -> None:
     conv = nn.Conv2d(3, 4, 3)
     step = bm.make_step(conv, 'tensor', 'train', 2, (8, 8))
@@ -231,7 +387,7 @@ _HEAVY = ('RegNetX-3.2GF', 'ResNeXt-50 32x4d')
     'comp',
     [
         pytest.param(c, id=c.label, marks=[pytest.mark.slow] if c.label in _HEAVY else [])
-        for c in bm._COMPARISONS
+        for c in bm.COMPARISONS.values()
     ],
 )
 def test_every_comparison_builds_the_same_architecture(comp: bm.Comparison) -> None:
@@ -277,13 +433,49 @@ def test_compile_rejects_training_and_unknown_choices() -> None:
         bm.run_session(cands, 'infer', 1, (32, 32), 1, repeats=1, warmup=0, compiled='yes')
 
 
-def test_plot_writes_png(tmp_path) -> None:
-    common = dict(form='classifier', mode='infer', batch=1, threads=1, height=8, width=8)
+def test_plot_shows_the_rows(tmp_path, monkeypatch) -> None:
+    """The PNG is the figure asked for (7.5 x 5 in at 110 dpi, data drawn in colour), and
+    the figure plots median latency (ms) against GFLOPs on log axes: our rows one line per
+    series in FLOPs order, labelled by preset, the peers as crosses; rows of a later
+    session or without FLOPs are left out."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, 'savefig', spy)
+    common = dict(form='classifier', mode='infer', batch=1, height=8, width=8)
+
+    def row(arch, impl, ms, gflops, threads=1, family='ReXNet'):
+        return bm.Row(arch, impl, times=[ms / 1e3], gflops=gflops, family=family,
+                      threads=threads, **common)  # fmt: skip
+
     rows = [
-        bm.Row('ReXNet 0.9', 'mmbackbones', times=[0.01], gflops=0.3, family='ReXNet', **common),
-        bm.Row('ReXNet-1.0', 'mmbackbones', times=[0.02], gflops=0.4, family='ReXNet', **common),
-        bm.Row('ReXNet-1.0', 'timm rexnet_100', times=[0.02], gflops=0.4, **common),
+        row('ReXNet 1.0', 'mmbackbones', 20, 0.4),
+        row('ReXNet 0.9', 'mmbackbones', 10, 0.35),
+        row('ReXNet lite-1.0', 'mmbackbones', 15, 0.41),
+        row('ReXNet-1.0', 'timm rexnet_100', 30, 0.4, family=''),
+        row('ReXNet 1.3', 'mmbackbones', 40, None),  # no FLOPs count
+        row('ReXNet 1.5', 'mmbackbones', 50, 0.9, threads=2),  # another session
     ]
     path = bm.plot_latency_vs_flops(rows, str(tmp_path / 'p.png'))
-    with open(path, 'rb') as f:
-        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    read_plot(path, figsize=(7.5, 5), dpi=110)
+    (fig,) = figures
+    (ax,) = fig.axes
+    lines = {
+        line.get_label(): (list(line.get_xdata()), list(line.get_ydata()), line.get_marker())
+        for line in ax.get_lines()
+    }
+    assert lines == {
+        'ReXNet': ([0.35, 0.4], [pytest.approx(10), pytest.approx(20)], 'o'),
+        'ReXNet-lite': ([0.41], [pytest.approx(15)], 'o'),
+        'peers (timm / torchvision)': ([0.4], [pytest.approx(30)], 'x'),
+    }
+    assert sorted(t.get_text() for t in ax.texts) == ['0.9', '1.0', 'lite-1.0']
+    assert (ax.get_xscale(), ax.get_yscale()) == ('log', 'log')
+    assert ax.get_ylabel() == 'median latency (ms)' and 'GFLOPs' in ax.get_xlabel()
+    assert 'infer, batch 1, 1 thread(s), 8x8' in ax.get_title()

@@ -26,7 +26,7 @@ implementations of the same architectures (timm, torchvision, mmdet, mmseg).
 
 Candidates are timed round-robin in one process (every round runs each once), and a ratio
 "ours / peer" is the median of the per-round ratios, so that machine noise hits all of
-them alike. See ``mmbackbones/benchmark.py`` for exactly what a step is in each mode.
+them alike. See ``mmbackbones/benchmark/`` for exactly what a step is in each mode.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def parse_args(
 
 def build_candidates(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
     from mmbackbones import benchmark as bm
+    from mmbackbones.models import family_class
 
     targets = [bool(args.config), bool(args.backbone), args.all_presets]
     if sum(targets) > 1:
@@ -139,11 +140,16 @@ def build_candidates(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error('--arch goes with a single --backbone')
         out = []
         for family in args.backbone:
-            cls = bm.family_class(family)
+            cls = family_class(family)
             if args.arch:
                 archs = [args.arch]
             elif compare:
                 archs = [a for f, a in bm.COMPARISONS if f == family]
+                if not archs:
+                    parser.error(
+                        f'{family} has no architecture with peers; the families with peers '
+                        f'are {sorted({f for f, _ in bm.COMPARISONS})}'
+                    )
             else:
                 archs = list(cls.arch_settings)
             for arch in archs:
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         candidates = build_candidates(args, parser)
-    except bm.BenchmarkError as e:
+    except ValueError as e:  # BenchmarkError, an unknown family, a config that is not one
         parser.error(str(e))
 
     def log(msg: str) -> None:
