@@ -4,15 +4,17 @@
   randomised BN statistics, saved, converted (library and CLI), loaded strictly into our
   backbone, and every tap is compared in eval mode with the reference's intermediate features
   (forward hooks on timm's modules, torchvision's ``create_feature_extractor``).
-* clovaai/rexnet and pycls (no package): state dicts are generated from *their published
-  module naming* (rexnetv1.py / rexnetv1_lite.py; pycls anynet.py / blocks.py / effnet.py),
-  written out here position by position, and the round trip ours -> theirs -> ours must be
-  the identity (tensors and outputs).
+* clovaai/rexnet and pycls (no package): ``tests/manifests/`` holds the key -> shape list of
+  published files (rexnetv1_1.0.pth, rexnet_lite_1.0.pth, pycls RegNetX-3.2GF, RegNetY-400MF,
+  X-50-32x4d, EN-B0), recorded once from the authors' own model classes. A file of random
+  tensors of those shapes, written as the authors write it, must convert strictly, with
+  hand-checked anchors landing in the right layers, and fail when one tensor is off.
 * Bad input: one line on stderr, exit code 2, no traceback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import os.path as osp
 import re
@@ -25,7 +27,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmbackbones.models.backbones as B
 from mmbackbones.convert import SOURCES, ConversionError, convert, convert_file, resolve
-from mmbackbones.convert.core import expected_state
+from mmbackbones.convert.target import expected_state
+from mmbackbones.models import backbone_families
 
 TOOL = osp.join('tools', 'convert_weights.py')
 TOL = 1e-5  # max abs difference allowed, float32
@@ -43,15 +46,6 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return model
-
-
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Every parameter and BN statistic random (small, so deep nets stay in range)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return randomize_bn(model, seed)
 
 
 def ours_from(result, **over) -> nn.Module:
@@ -175,189 +169,183 @@ def test_expansion_layout_and_timm_width_rule() -> None:
     assert max_diff(ours(X), hook_outputs(ref, taps, X)) <= TOL
 
 
-# ---------------------------------------------------- clovaai: published naming rules
-def _bn(prefix: str, bn: nn.Module) -> dict:
-    return {f'{prefix}.{k}': v for k, v in bn.state_dict().items()}
+# ------------------------------------- clovaai and pycls: manifests of the published files
+# tests/manifests/<source>_<model>.json: every key and shape of a file the authors publish,
+# recorded from the authors' own model classes (clovaai/rexnet rexnetv1.py /
+# rexnetv1_lite.py, facebookresearch/pycls anynet.py / regnet.py / effnet.py; see each
+# file's "reference" and "obtained"). No package to install, no network: random tensors of
+# those shapes stand in for the weights.
+MANIFESTS = osp.join(osp.dirname(osp.abspath(__file__)), 'manifests')
+MANIFEST_NAMES = sorted(f[: -len('.json')] for f in os.listdir(MANIFESTS) if f.endswith('.json'))
+
+#: What the authors' code makes their classifier (the tensors a conversion must drop):
+#: clovaai ``self.output``, pycls ``AnyHead.fc`` / ``EffHead.fc``.
+CLASSIFIER_PREFIX = {'clovaai': 'output.', 'pycls': 'head.fc.'}
+
+#: Per manifest, keys of the authors' module tree and the layer of ours each must land in,
+#: read off their code by hand (positions in clovaai's Sequentials; pycls's stage/block
+#: names) and our layer names (``layers.<stem|b<i>|s<i>_b<j>|head>``). The first pair is a
+#: conv weight, the second a BatchNorm entry (the negative tests change or drop them).
+ANCHORS = {
+    # features = [conv, BN, SiLU] stem, 16 blocks at 3..18, head conv at 19 (BN 20); block 3
+    # (features.6, t=6, the first with SE): out = [conv, BN, SiLU, dw, BN, SE, ReLU6, conv, BN]
+    'clovaai_rexnetv1_1.0': {
+        'features.6.out.7.weight': 'layers.b3.project.conv.weight',
+        'features.6.out.8.running_var': 'layers.b3.project.bn.running_var',
+        'features.0.weight': 'layers.stem.conv.weight',
+        'features.19.weight': 'layers.head.conv.weight',
+        'features.20.bias': 'layers.head.bn.bias',
+        'features.3.out.0.weight': 'layers.b0.dw.conv.weight',  # t=1: no expansion
+        'features.6.out.0.weight': 'layers.b3.expand.conv.weight',
+        'features.6.out.5.fc.0.weight': 'layers.b3.se.fc1.weight',
+        'features.6.out.5.fc.1.running_mean': 'layers.b3.se.bn.running_mean',
+        'features.6.out.5.fc.3.bias': 'layers.b3.se.fc2.bias',
+    },
+    # lite: no SE, ReLU6 after the dw conv: out = [conv, BN, ReLU6, dw, BN, ReLU6, conv, BN]
+    'clovaai_rexnet_lite_1.0': {
+        'features.4.out.6.weight': 'layers.b1.project.conv.weight',
+        'features.4.out.4.running_var': 'layers.b1.dw.bn.running_var',
+        'features.4.out.3.weight': 'layers.b1.dw.conv.weight',
+        'features.4.out.0.weight': 'layers.b1.expand.conv.weight',
+        'features.19.weight': 'layers.head.conv.weight',
+    },
+    'pycls_RegNetX-3.2GF': {
+        's4.b1.f.b.weight': 'layers.s4_b1.f.b.conv.weight',
+        's2.b3.f.c_bn.running_var': 'layers.s2_b3.f.c.bn.running_var',
+        'stem.conv.weight': 'layers.stem.conv.weight',
+        's1.b1.proj.weight': 'layers.s1_b1.proj.conv.weight',
+        's1.b1.bn.weight': 'layers.s1_b1.proj.bn.weight',
+    },
+    'pycls_RegNetY-400MF': {
+        's2.b1.f.se.f_ex.0.weight': 'layers.s2_b1.f.se.fc1.weight',
+        's3.b2.f.a_bn.running_var': 'layers.s3_b2.f.a.bn.running_var',
+        's2.b1.f.se.f_ex.2.bias': 'layers.s2_b1.f.se.fc2.bias',
+        's4.b1.proj.weight': 'layers.s4_b1.proj.conv.weight',
+    },
+    'pycls_X-50-32x4d': {
+        's3.b6.f.b.weight': 'layers.s3_b6.f.b.conv.weight',
+        's4.b3.f.c_bn.running_var': 'layers.s4_b3.f.c.bn.running_var',
+        's1.b1.proj.weight': 'layers.s1_b1.proj.conv.weight',
+        'stem.bn.running_mean': 'layers.stem.bn.running_mean',
+    },
+    # stages s1..s7 of 1, 2, 2, 3, 3, 4, 1 blocks: our b0..b15 in order
+    'pycls_EN-B0': {
+        's7.b1.lin_proj.weight': 'layers.b15.project.conv.weight',
+        's2.b1.exp_bn.running_var': 'layers.b1.expand.bn.running_var',
+        's1.b1.dwise.weight': 'layers.b0.dw.conv.weight',
+        's4.b3.se.f_ex.0.weight': 'layers.b7.se.fc1.weight',
+        's6.b4.dwise_bn.bias': 'layers.b14.dw.bn.bias',
+        'head.conv.weight': 'layers.head.conv.weight',
+        'head.conv_bn.running_var': 'layers.head.bn.running_var',
+    },
+}
 
 
-def clovaai_state_dict(model: B.ReXNet) -> dict:
-    """Our ReXNet as the authors' ``ReXNetV1`` / ``ReXNetV1_lite`` state dict.
-
-    Written from rexnetv1.py / rexnetv1_lite.py: ``features`` = [conv, BN, act] stem, one
-    ``LinearBottleneck`` per block, [conv, BN, act] head (v1: + pool); a block's ``out`` is
-    v1: [conv, BN, Swish]? dw-conv, BN, SE?, ReLU6, conv, BN and lite: [conv, BN, ReLU6]?
-    dw-conv, BN, ReLU6, conv, BN; SE ``fc`` = conv, BN, ReLU, conv, Sigmoid.
-    """
-    lite = model.arch['lite']
-    L = model.layers
-    sd = {'features.0.weight': L.stem.conv.weight, **_bn('features.1', L.stem.bn)}
-    blocks = [m for n, m in L.named_children() if re.fullmatch(r'b\d+', n)]
-    for i, blk in enumerate(blocks):
-        mods: list = []  # the published ``out`` Sequential, activations as None
-        if blk.expand is not None:
-            mods += [blk.expand.conv, blk.expand.bn, None]
-        mods += [blk.dw.conv, blk.dw.bn]
-        if lite:
-            mods += [None]
-        elif blk.se is not None:
-            mods += ['se']
-        if not lite:
-            mods += [None]  # ReLU6
-        mods += [blk.project.conv, blk.project.bn]
-        for p, m in enumerate(mods):
-            pre = f'features.{3 + i}.out.{p}'
-            if m == 'se':
-                se = blk.se
-                sd.update({f'{pre}.fc.0.weight': se.fc1.weight, f'{pre}.fc.0.bias': se.fc1.bias})
-                sd.update(_bn(f'{pre}.fc.1', se.bn))
-                sd.update({f'{pre}.fc.3.weight': se.fc2.weight, f'{pre}.fc.3.bias': se.fc2.bias})
-            elif isinstance(m, nn.Conv2d):
-                sd[f'{pre}.weight'] = m.weight
-            elif m is not None:
-                sd.update(_bn(pre, m))
-    h = 3 + len(blocks)
-    sd[f'features.{h}.weight'] = L.head.conv.weight
-    sd.update(_bn(f'features.{h + 1}', L.head.bn))
-    c = L.head.conv.out_channels
-    if lite:  # output = conv(1280->1024, bias), BN, ReLU6, Dropout, conv
-        sd.update(
-            {'output.0.weight': torch.randn(1024, c, 1, 1), 'output.0.bias': torch.randn(1024)}
-        )
-        sd.update(_bn('output.1', nn.BatchNorm2d(1024)))
-        sd.update(
-            {'output.4.weight': torch.randn(1000, 1024, 1, 1), 'output.4.bias': torch.randn(1000)}
-        )
-    else:  # output = Dropout, conv
-        sd.update(
-            {'output.1.weight': torch.randn(1000, c, 1, 1), 'output.1.bias': torch.randn(1000)}
-        )
-    return {k: v.detach().clone() for k, v in sd.items()}
+def load_manifest(name: str) -> dict:
+    with open(osp.join(MANIFESTS, f'{name}.json')) as f:
+        return json.load(f)
 
 
-@pytest.mark.parametrize('arch', ['1.0', '1.3', 'lite-1.0', 'lite-1.5'])
-def test_clovaai_round_trip(arch: str) -> None:
-    ours = randomize(B.ReXNet(arch, out_indices=(0, 1, 2, 3, 4, 5))).eval()
-    theirs = clovaai_state_dict(ours)
-    # the published layout: 16 blocks at features.3..18, the head conv at features.19
-    assert 'features.19.weight' in theirs and 'features.18.out.0.weight' in theirs
-    assert ('features.3.out.2.fc.0.weight' in theirs) is False  # block 0 of v1 has no SE
-    if arch == '1.0':
-        assert 'features.6.out.5.fc.3.weight' in theirs  # first SE block: t=6, SE at out.5
-        assert theirs['features.6.out.7.weight'].shape == (50, 228, 1, 1)  # project after ReLU6
-    if arch == 'lite-1.0':
-        assert theirs['features.4.out.6.weight'].shape[0] % 8 == 0
-    res = convert(theirs, 'clovaai', 'ReXNet', arch)
-    assert sorted(k for k, _, _ in res.dropped) == sorted(
-        k for k in theirs if k.startswith('output.')
-    )
-    mine = ours.state_dict()
-    assert res.state_dict.keys() == mine.keys()
-    assert all(torch.equal(res.state_dict[k], mine[k]) for k in mine)
-    back = ours_from(res)
-    with torch.no_grad():
-        assert max_diff(back(X), list(ours(X))) == 0
-    assert res.meta['input']['color_order'] == 'RGB' and res.meta['bn_eps'] == 1e-5
+def manifest_state_dict(manifest: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors of the manifest's keys and shapes (BN variances positive)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape in manifest['tensors'].items():
+        if key.endswith('.num_batches_tracked'):
+            sd[key] = torch.randint(1, 10**9, (), generator=g)
+        elif key.endswith('.running_var'):
+            sd[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[key] = torch.randn(shape, generator=g) * 0.1
+    return sd
 
 
-def test_clovaai_lite_file_is_recognised() -> None:
-    theirs = clovaai_state_dict(B.ReXNet('lite-1.3', out_indices=(5,)))
-    with pytest.raises(ConversionError, match=r"clovaai 'rexnet_lite_1.3'.*--arch lite-1.3"):
-        convert(theirs, 'clovaai', 'ReXNet', '1.3')
+def fingerprint(t: torch.Tensor) -> tuple:
+    return tuple(t.shape), t.double().sum().item(), t.double().abs().sum().item()
 
 
-# ------------------------------------------------------ pycls: published naming rules
-def pycls_anynet_state_dict(model: B.AnyNet) -> dict:
-    """Our AnyNet/RegNet/ResNeXt as pycls's ``AnyNet`` state dict (anynet.py, blocks.py):
-    ``stem.{conv,bn}``; ``s<i>.b<j>`` with ``proj`` + ``bn`` and ``f.{a,a_bn,b,b_bn,
-    se.f_ex.0,se.f_ex.2,c,c_bn}``; ``head.fc``."""
-    L = model.layers
-    sd = {'stem.conv.weight': L.stem.conv.weight, **_bn('stem.bn', L.stem.bn)}
-    for name, blk in L.named_children():
-        m = re.fullmatch(r's(\d+)_b(\d+)', name)
-        if not m:
-            continue
-        pre = f's{m[1]}.b{m[2]}'
-        if blk.proj is not None:
-            sd[f'{pre}.proj.weight'] = blk.proj.conv.weight
-            sd.update(_bn(f'{pre}.bn', blk.proj.bn))
-        for c in 'abc':
-            sd[f'{pre}.f.{c}.weight'] = getattr(blk.f, c).conv.weight
-            sd.update(_bn(f'{pre}.f.{c}_bn', getattr(blk.f, c).bn))
-        if hasattr(blk.f, 'se'):
-            for fc, idx in (('fc1', 0), ('fc2', 2)):
-                sd[f'{pre}.f.se.f_ex.{idx}.weight'] = getattr(blk.f.se, fc).weight
-                sd[f'{pre}.f.se.f_ex.{idx}.bias'] = getattr(blk.f.se, fc).bias
-    w = model.feature_info[-1]['num_chs']
-    sd.update({'head.fc.weight': torch.randn(1000, w), 'head.fc.bias': torch.randn(1000)})
-    return {k: v.detach().clone() for k, v in sd.items()}
+def save_published(manifest: dict, sd: dict, path: str) -> None:
+    """Write ``sd`` as the authors' file is written: pre-1.6 torch format (2020), pycls
+    wrapping it in its checkpoint dict."""
+    obj = sd
+    if manifest['container'] == 'model_state':  # pycls save_checkpoint
+        obj = {'epoch': 99, 'model_state': sd, 'optimizer_state': {'state': {}}, 'cfg': ''}
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
 
 
-def pycls_effnet_state_dict(model: B.EfficientNet) -> dict:
-    """Our EfficientNet as pycls's ``EffNet`` state dict (effnet.py): ``stem.{conv,bn}``;
-    ``s<i>.b<j>.{exp,exp_bn,dwise,dwise_bn,se.f_ex.0,se.f_ex.2,lin_proj,lin_proj_bn}``;
-    ``head.{conv,conv_bn,fc}``."""
-    from mmbackbones.models.backbones.efficientnet import efficientnet_layout
-
-    L = model.layers
-    sd = {'stem.conv.weight': L.stem.conv.weight, **_bn('stem.bn', L.stem.bn)}
-    _, cfgs, _ = efficientnet_layout(model.arch)
-    counts: dict[int, int] = {}
-    for i, cfg in enumerate(cfgs):
-        counts[cfg.stage] = counts.get(cfg.stage, 0) + 1
-        pre, blk = f's{cfg.stage}.b{counts[cfg.stage]}', getattr(L, f'b{i}')
-        if blk.expand is not None:
-            sd[f'{pre}.exp.weight'] = blk.expand.conv.weight
-            sd.update(_bn(f'{pre}.exp_bn', blk.expand.bn))
-        sd[f'{pre}.dwise.weight'] = blk.dw.conv.weight
-        sd.update(_bn(f'{pre}.dwise_bn', blk.dw.bn))
-        for fc, idx in (('fc1', 0), ('fc2', 2)):
-            sd[f'{pre}.se.f_ex.{idx}.weight'] = getattr(blk.se, fc).weight
-            sd[f'{pre}.se.f_ex.{idx}.bias'] = getattr(blk.se, fc).bias
-        sd[f'{pre}.lin_proj.weight'] = blk.project.conv.weight
-        sd.update(_bn(f'{pre}.lin_proj_bn', blk.project.bn))
-    sd['head.conv.weight'] = L.head.conv.weight
-    sd.update(_bn('head.conv_bn', L.head.bn))
-    w = L.head.conv.out_channels
-    sd.update({'head.fc.weight': torch.randn(1000, w), 'head.fc.bias': torch.randn(1000)})
-    return {k: v.detach().clone() for k, v in sd.items()}
+def test_manifests_describe_published_files() -> None:
+    assert {n.split('_', 1)[0] for n in MANIFEST_NAMES} == {'clovaai', 'pycls'}
+    assert set(ANCHORS) == set(MANIFEST_NAMES)
+    for name in MANIFEST_NAMES:
+        m = load_manifest(name)
+        assert name == f'{m["source"]}_{m["model"]}'
+        assert SOURCES[m['source']].find(m['model']) is not None, name
+        assert re.search(r'@ [0-9a-f]{40}', m['reference']), name
+        assert m['file'].endswith(('.pth', '.pyth')) and m['obtained'], name
+        assert set(ANCHORS[name]) <= set(m['tensors']), name
+        assert all(isinstance(s, list) for s in m['tensors'].values()), name
 
 
-@pytest.mark.parametrize(
-    'family,arch,model',
-    [('RegNet', 'regnetx_400mf', 'RegNetX-400MF'), ('RegNet', 'regnety_400mf', 'RegNetY-400MF'),
-     ('ResNeXt', '50_32x4d', 'X-50-32x4d'), ('EfficientNet', 'b0', 'EN-B0')],
-)  # fmt: skip
-def test_pycls_round_trip(family: str, arch, model: str | None, tmp_path) -> None:
-    if model == 'X-50-32x4d':  # the preset resolves; the tensors: a shallower twin below
-        assert resolve(SOURCES['pycls'], model=model).arch == arch
-        arch, model = dict(depths=[3, 1, 1, 1]), None
-    ours = randomize(getattr(B, family)(arch, out_indices=(-1,))).eval()
-    make = pycls_effnet_state_dict if family == 'EfficientNet' else pycls_anynet_state_dict
-    theirs = make(ours)
-    if family == 'ResNeXt':  # X-50-32x4d: stage 1 block 1 projects 64 -> 256, groups 32
-        assert theirs['s1.b1.proj.weight'].shape == (256, 64, 1, 1)
-        assert theirs['s1.b1.f.b.weight'].shape == (128, 4, 3, 3)
-    # pycls checkpoints: {'model_state': ...} (+ epoch, optimizer), often pre-1.6 format
-    src = str(tmp_path / f'{model}.pyth')
-    torch.save(
-        {'epoch': 99, 'model_state': theirs, 'optimizer_state': {'state': {}}},
-        src,
-        _use_new_zipfile_serialization=False,
-    )
-    req = resolve(SOURCES['pycls'], family if model is None else None, arch, model=model)
-    assert (req.family, req.arch) == (family, arch)
+@pytest.mark.parametrize('name', MANIFEST_NAMES)
+def test_published_file_converts_strictly(name: str, tmp_path) -> None:
+    """The published file's every tensor is converted once or dropped as the classifier, the
+    result loads strictly into the backbone the model name resolves to, and the anchors land
+    where the authors' module tree says."""
+    m = load_manifest(name)
+    theirs = manifest_state_dict(m)
+    src = str(tmp_path / m['file'])
+    save_published(m, theirs, src)
+    req = resolve(SOURCES[m['source']], model=m['model'])
+    res = convert_file(src, str(tmp_path / 'ours.pth'), req, others=list(SOURCES.values()))
+    assert res.meta['src_state_dict'] == (
+        "['model_state']" if m['container'] else 'top level'
+    )  # fmt: skip
+    classifier = sorted(k for k in theirs if k.startswith(CLASSIFIER_PREFIX[m['source']]))
+    assert classifier and sorted(k for k, _, _ in res.dropped) == classifier
+    assert len(res.state_dict) == len(theirs) - len(classifier)
+    # every tensor kept, once, untouched: the converted values are the file's values
+    source_of = {fingerprint(v): k for k, v in theirs.items()}
+    assert len(source_of) == len(theirs)  # random: no two alike
+    kept = sorted(source_of[fingerprint(v)] for v in res.state_dict.values())
+    assert kept == sorted(k for k in theirs if k not in classifier)
+    for their_key, our_key in ANCHORS[name].items():
+        assert torch.equal(res.state_dict[our_key], theirs[their_key]), (their_key, our_key)
+    model = ours_from(res)  # strict=True, every layer
+    assert set(model.state_dict()) == set(res.state_dict)
+    assert res.meta['bn_eps'] == 1e-5 and res.meta['model'] == m['model']
+
+
+@pytest.mark.parametrize('name', MANIFEST_NAMES)
+def test_published_file_with_a_wrong_tensor_fails(name: str) -> None:
+    """One tensor of another shape, or one missing: the converter's error, naming ours."""
+    m = load_manifest(name)
+    theirs = manifest_state_dict(m)
+    (conv, our_conv), (bn, our_bn) = list(ANCHORS[name].items())[:2]
+    wider = theirs[conv].shape[0] + 8
+    bad = {**theirs, conv: torch.zeros(wider, *theirs[conv].shape[1:])}
+    shape = rf'1 shape mismatches \(first: {re.escape(our_conv)} file \({wider}, '
+    with pytest.raises(ConversionError, match=shape):
+        convert(bad, m['source'], model=m['model'])
+    missing = {k: v for k, v in theirs.items() if k != bn}
+    gone = rf'1 of our keys missing \(first: {re.escape(our_bn)}\)'
+    with pytest.raises(ConversionError, match=gone):
+        convert(missing, m['source'], model=m['model'])
+
+
+def test_pycls_file_input_convention_and_rgb_fold(tmp_path) -> None:
+    """pycls weights expect BGR (meta, data_preprocessor); --rgb folds the stem conv so the
+    model on RGB input computes what the original computes on BGR input."""
+    m = load_manifest('pycls_EN-B0')
+    src = str(tmp_path / m['file'])
+    save_published(m, manifest_state_dict(m), src)
+    req = resolve(SOURCES['pycls'], model='EN-B0')
+    assert (req.family, req.arch) == ('EfficientNet', 'b0')
     res = convert_file(src, str(tmp_path / 'ours.pth'), req)
-    assert [k for k, _, _ in res.dropped] == ['head.fc.weight', 'head.fc.bias']
-    mine = ours.state_dict()
-    assert res.state_dict.keys() == mine.keys()
-    assert all(torch.equal(res.state_dict[k], mine[k]) for k in mine)
     assert res.meta['input'] == dict(
         color_order='BGR', mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395]
     )
     assert res.meta['data_preprocessor']['bgr_to_rgb'] is False
-    if family == 'EfficientNet':  # pycls BN eps 1e-5, ours defaults to 1e-3
-        assert res.backbone['norm_cfg']['eps'] == 1e-5
-    # --rgb: the folded model on RGB input equals the original on BGR input
+    assert res.backbone['norm_cfg']['eps'] == 1e-5  # pycls BN eps; ours defaults to 1e-3
     rgb = convert_file(src, str(tmp_path / 'rgb.pth'), req, rgb=True)
     assert rgb.meta['input']['color_order'] == 'RGB' and rgb.meta['rgb_folded']
     assert rgb.meta['data_preprocessor'] == dict(
@@ -368,6 +356,23 @@ def test_pycls_round_trip(family: str, arch, model: str | None, tmp_path) -> Non
     # the same sums in another order: float32 rounding relative to the activations' scale
     scale = max(1.0, max(t.abs().max().item() for t in bgr))
     assert max_diff(folded, bgr) <= TOL * scale
+
+
+def test_clovaai_file_without_bn_counters() -> None:
+    """Files saved without BatchNorm num_batches_tracked convert; the counters are filled."""
+    m = load_manifest('clovaai_rexnetv1_1.0')
+    theirs = {
+        k: v for k, v in manifest_state_dict(m).items() if not k.endswith('num_batches_tracked')
+    }
+    res = convert(theirs, 'clovaai', 'ReXNet', '1.0')
+    assert any('num_batches_tracked counters with 0' in n for n in res.notes)
+    ours_from(res)
+
+
+def test_clovaai_lite_file_is_recognised() -> None:
+    theirs = manifest_state_dict(load_manifest('clovaai_rexnet_lite_1.0'))
+    with pytest.raises(ConversionError, match=r"clovaai 'rexnet_lite_1.0'.*--arch lite-1.0"):
+        convert(theirs, 'clovaai', 'ReXNet', '1.0')
 
 
 # ---------------------------------------------------------------- strict accounting
@@ -472,17 +477,22 @@ def test_every_published_model_converts(monkeypatch) -> None:
             assert res.dropped, name
 
 
-def test_cli_constants_agree() -> None:
-    # the CLI's argparse choices (kept there to answer --help without importing torch)
-    import importlib.util
+def test_sources_name_registered_families() -> None:
+    for src in SOURCES.values():
+        assert set(src.mappers) <= set(backbone_families()), src.name
+        assert {p.family for p in src.presets.values()} <= set(src.mappers), src.name
 
-    spec = importlib.util.spec_from_file_location('convert_weights', osp.join(REPO, TOOL))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    assert set(cli.SOURCES) == set(SOURCES)
-    from mmbackbones.convert import FAMILIES
 
-    assert set(cli.FAMILIES) == set(FAMILIES)
+def test_cli_choices_follow_the_registry(capsys) -> None:
+    cli = _cli()
+    for family in backbone_families():
+        args = cli.parse_args(['a.pth', 'b.pth', '--source', 'pycls', '--backbone', family])
+        assert args.backbone == family
+    for source in SOURCES:
+        assert cli.parse_args(['a.pth', 'b.pth', '--source', source]).source == source
+    with pytest.raises(SystemExit) as e:
+        cli.parse_args(['a.pth', 'b.pth', '--source', 'timm', '--backbone', 'ResNet'])
+    _one_line_error(e.value.code, capsys.readouterr().err)
 
 
 def test_regnet_tables_match_timm() -> None:
@@ -547,14 +557,19 @@ class _Evil:
         return (os.system, ('echo pwned > pwned.txt',))
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str]:
+def _cli():
+    """``tools/convert_weights.py`` as a module (the CLI in this process)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location('convert_weights', osp.join(REPO, TOOL))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as e:
-        cli.main(argv)
+        _cli().main(argv)
     err = capsys.readouterr().err
     return e.value.code, err
 

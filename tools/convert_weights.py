@@ -22,8 +22,7 @@ import ast
 import os.path as osp
 import sys
 
-SOURCES = ('timm', 'torchvision', 'clovaai', 'pycls')
-FAMILIES = ('ReXNet', 'MobileNetV3', 'EfficientNet', 'RegNet', 'ResNeXt', 'AnyNet')
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,11 +32,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    # the choices: the converters' sources and the registry's backbone families
+    from mmbackbones.convert import SOURCES
+    from mmbackbones.models import backbone_families
+
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('src', help='source weight file (.pth / .pt / .pyth / .bin / .safetensors)')
     p.add_argument('dst', help='converted checkpoint to write (.pth)')
-    p.add_argument('--source', required=True, choices=SOURCES, help='where SRC comes from')
-    p.add_argument('--backbone', choices=FAMILIES, help='our backbone class')
+    p.add_argument('--source', required=True, choices=list(SOURCES), help='where SRC comes from')
+    p.add_argument('--backbone', choices=list(backbone_families()), help='our backbone class')
     p.add_argument(
         '--arch', help='our preset name (e.g. 1.0, large, b0, regnetx_3.2gf, 50_32x4d) or a dict'
     )
@@ -90,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     if not osp.isfile(args.src):
         fail(f'SRC {args.src!r} does not exist')
 
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     from mmbackbones.convert import SOURCES as REGISTRY
     from mmbackbones.convert import ConversionError, convert_file, format_config, resolve
 

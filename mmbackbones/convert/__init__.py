@@ -11,30 +11,25 @@ Example:
 from __future__ import annotations
 
 from . import clovaai, pycls, timm, torchvision
-from .core import (
-    BGR_PYCLS,
-    FAMILIES,
-    RGB_IMAGENET,
-    ConversionError,
-    ConvertResult,
-    Drop,
-    Input,
-    Preset,
-    Request,
-    Source,
-    convert_file,
-    convert_state_dict,
-    diagnose,
-    format_config,
-    read_state_dict,
-    resolve,
-    unwrap_state_dict,
-)
+from .core import ConvertResult, Request, convert_file, convert_state_dict, resolve
+from .diagnose import diagnose
+from .formatting import format_config
+from .io import WRAPPER_KEYS, read_state_dict, unwrap_state_dict
+from .source import BGR_PYCLS, RGB_IMAGENET, ConversionError, Drop, Input, Preset, Source
+from .target import families
 
 #: ``--source`` name -> :class:`Source`.
 SOURCES: dict[str, Source] = {
     s.name: s for s in (timm.SOURCE, torchvision.SOURCE, clovaai.SOURCE, pycls.SOURCE)
 }
+
+
+def __getattr__(name: str):
+    # FAMILIES: the registry's backbone families, read when asked (a family registered
+    # after this import appears too)
+    if name == 'FAMILIES':
+        return families()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def convert(
@@ -62,6 +57,7 @@ __all__ = [
     'FAMILIES',
     'RGB_IMAGENET',
     'SOURCES',
+    'WRAPPER_KEYS',
     'ConversionError',
     'ConvertResult',
     'Drop',
@@ -73,6 +69,7 @@ __all__ = [
     'convert_file',
     'convert_state_dict',
     'diagnose',
+    'families',
     'format_config',
     'read_state_dict',
     'resolve',

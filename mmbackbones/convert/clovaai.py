@@ -21,17 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .core import RGB_IMAGENET, Drop, KeyMap, Preset, Source, conv_bn_roles
+from .source import BN_PARAMS, CLASSIFIER, RGB_IMAGENET, KeyMap, Preset, Source, conv_bn_roles
 
-CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone')
-_BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 _SE = {'fc.0': 'se.fc1', 'fc.1': 'se.bn', 'fc.3': 'se.fc2'}
 
 
 def _kind(params: set[str]) -> str | None:
     if params == {'weight'}:
         return 'conv'
-    if 'running_mean' in params and params <= set(_BN):
+    if 'running_mean' in params and params <= set(BN_PARAMS):
         return 'bn'
     return None
 

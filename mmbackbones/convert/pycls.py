@@ -24,10 +24,9 @@ import re
 from collections.abc import Sequence
 
 from . import timm as _timm
-from .core import BGR_PYCLS, Drop, KeyMap, Preset, Source, ordinal, regex_mapper
+from .source import BGR_PYCLS, CLASSIFIER, PARAM, KeyMap, Preset, Source, ordinal, regex_mapper
 
-CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone')
-_P = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+_P = PARAM
 
 anynet = regex_mapper(
     [

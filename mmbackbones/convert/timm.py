@@ -28,14 +28,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .core import RGB_IMAGENET, Drop, KeyMap, Preset, Source, regex_mapper
+from .source import CLASSIFIER, PARAM, RGB_IMAGENET, Drop, KeyMap, Preset, Source, regex_mapper
 
-CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone')
 POOLED_CONV_HEAD = Drop(
     "classifier: MobileNetV3's conv_head is the 1x1 layer after global pooling "
     '(the classifier hidden layer)'
 )
-_P = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+_P = PARAM
 
 # --------------------------------------------------------------------------- ReXNet
 rexnet = regex_mapper(

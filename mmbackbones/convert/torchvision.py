@@ -27,10 +27,18 @@ import re
 from collections.abc import Sequence
 
 from . import timm as _timm
-from .core import RGB_IMAGENET, Drop, KeyMap, Preset, Source, conv_bn_roles, regex_mapper
+from .source import (
+    CLASSIFIER,
+    PARAM,
+    RGB_IMAGENET,
+    KeyMap,
+    Preset,
+    Source,
+    conv_bn_roles,
+    regex_mapper,
+)
 
-CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone')
-_P = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+_P = PARAM
 
 
 # ------------------------------------------------- MobileNetV3 / EfficientNet (features)
