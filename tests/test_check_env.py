@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
+import pytest
 from conftest import REPO, run_tool
 
+from mmbackbones import check_env
 from mmbackbones.check_env import (
     check_mmcv_hosts,
     check_mmcv_ops,
+    check_onednn,
     check_torch_load,
     mmengine_allowlist_active,
     parse_version,
     run_checks,
 )
+from mmbackbones.deploy import onednn
+
+HEALTHY = dict(torch='2.14.1', mmcv='2.1.0', mmengine='0.10.7', mmdet='3.3.0', mmseg='1.2.2')
+MISSING = 'torch.ops.mkldnn._convolution_pointwise.default is missing in torch 9.9'
 
 
 def test_mmcv_2_2_breaks_mmdet_and_mmseg() -> None:
@@ -54,6 +62,19 @@ def test_run_checks_combines() -> None:
     versions = dict(torch='2.6.0', mmcv='2.2.0', mmdet='3.3.0', mmseg='1.2.2')
     found = run_checks(versions, ops_ok=True, allowlist_active=False)
     assert [f.ok for f in found] == [True, False, False, False]
+    found = run_checks(versions, ops_ok=True, allowlist_active=True, onednn=(False, MISSING))
+    assert [(f.ok, f.warn) for f in found][-2:] == [(True, False), (True, True)]
+
+
+def test_check_onednn() -> None:
+    (f,) = check_onednn(True, 'self-test passed')
+    assert str(f) == '[OK  ] oneDNN private ops: self-test passed'
+    (f,) = check_onednn(False, MISSING)
+    assert f.ok and f.warn  # a warning: fuse() still works, slower
+    line = str(f).splitlines()[0]
+    assert line.startswith('[WARN] oneDNN private ops failed their self-test')
+    assert line.endswith(f'fuse() uses portable forms (same outputs, slower): {MISSING}')
+    assert check_onednn(None) == []
 
 
 def test_parse_version() -> None:
@@ -65,9 +86,48 @@ def test_allowlist_active_after_import() -> None:
     assert mmengine_allowlist_active()
 
 
+@pytest.fixture
+def fake_env(monkeypatch):
+    """``main()`` on a fixed, healthy version table (nothing probed but the oneDNN ops)."""
+    monkeypatch.setattr(check_env, 'collect_versions', lambda: dict(python='3.11.7', **HEALTHY))
+    monkeypatch.setattr(check_env, 'mmcv_ops_available', lambda: True)
+    monkeypatch.setattr(check_env, 'mmengine_allowlist_active', lambda: True)
+    return monkeypatch
+
+
+@pytest.mark.parametrize('ok', [True, False])
+def test_main_reports_the_onednn_probe(fake_env, capsys, ok: bool) -> None:
+    result = onednn.ProbeResult(ok, 'self-test passed' if ok else MISSING)
+    fake_env.setattr(onednn, 'probe', lambda: result)
+    assert check_env.main() == 0  # a warning is not a failure
+    out = capsys.readouterr().out
+    if ok:
+        assert '  [OK  ] oneDNN private ops: self-test passed\n' in out
+        assert out.endswith('no known-bad combination found\n')
+    else:
+        assert '  [WARN] oneDNN private ops failed their self-test, fuse() uses portable ' in out
+        assert f'(same outputs, slower): {MISSING}\n' in out
+        assert out.endswith('no known-bad combination found, 1 warning(s)\n')
+    assert '[FAIL]' not in out
+
+
+def test_main_fails_on_a_known_bad_combination(fake_env, capsys) -> None:
+    fake_env.setattr(check_env, 'collect_versions', lambda: dict(HEALTHY, mmcv='2.2.0'))
+    assert check_env.main() == 1
+    out = capsys.readouterr().out
+    assert '[FAIL] mmdet 3.3.0 requires 2.0.0rc4 <= mmcv < 2.2.0' in out
+    assert out.endswith('2 problem(s) found\n')  # mmdet and mmseg
+
+
+def _report(tmp_path, pythonpath: str) -> tuple[int, str]:
+    args = ['-m', 'mmbackbones.check_env']
+    res = run_tool(args, cwd=str(tmp_path), env=dict(PYTHONPATH=pythonpath))
+    return res.returncode, res.stdout + res.stderr
+
+
 def test_check_env_module(tmp_path) -> None:
-    res = run_tool(['-m', 'mmbackbones.check_env'], cwd=str(tmp_path), env=dict(PYTHONPATH=REPO))
-    out = res.stdout
+    """This project's environment is healthy: the full report, exit status 0."""
+    rc, out = _report(tmp_path, REPO)
     for name in (
         'python',
         'torch',
@@ -83,4 +143,20 @@ def test_check_env_module(tmp_path) -> None:
         assert f'  {name} ' in out, out
     assert sys.version.split()[0] in out
     assert 'CUDA available' in out and 'mmcv._ext' in out
-    assert res.returncode == (1 if '[FAIL]' in out else 0), out
+    assert 'oneDNN private ops' in out
+    assert '[FAIL]' not in out and 'no known-bad combination found' in out, out
+    assert rc == 0, out
+
+
+def test_check_env_module_fails_on_mmcv_2_2(tmp_path) -> None:
+    """mmcv 2.2.0's metadata first on the path (as a pip upgrade would leave it): the
+    mmdet check fails and the exit status is 1."""
+    for dist, version in (('mmcv', '2.2.0'), ('mmdet', '3.3.0')):
+        info = tmp_path / 'fake' / f'{dist}-{version}.dist-info'
+        info.mkdir(parents=True)
+        meta = f'Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n'
+        (info / 'METADATA').write_text(meta)
+    rc, out = _report(tmp_path, os.pathsep.join([str(tmp_path / 'fake'), REPO]))
+    assert '  mmcv         2.2.0' in out, out
+    assert '[FAIL] mmdet 3.3.0 requires 2.0.0rc4 <= mmcv < 2.2.0' in out, out
+    assert rc == 1, out

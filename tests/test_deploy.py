@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
+import os
+import warnings
 
 import pytest
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmbackbones.deploy import fold_bn, fuse, randomize_bn
+from mmbackbones.deploy import compile as compile_mod
+from mmbackbones.deploy import fold_bn, fuse, onednn, policy, randomize_bn
 from mmbackbones.deploy.modules import (
     OneDNNConv2d,
     PointwiseConv2d,
+    ResidualDeploy,
     SpaceToBatchConv2d,
     onednn_available,
 )
@@ -96,7 +100,7 @@ def test_fused_equals_unfused(name: str, pointwise: str, monkeypatch) -> None:
     """At 64x64 every pointwise conv is small enough to run as a GEMM; ``onednn`` sends
     them through the prepacked oneDNN path as well."""
     if pointwise == 'onednn':
-        monkeypatch.setattr(OneDNNConv2d, 'POINTWISE_MIN_MACS', 0)
+        monkeypatch.setattr(policy, 'POINTWISE_MIN_MACS', 0)
     torch.manual_seed(0)
     model = randomize_bn(FAMILIES[name]()).eval()
     original = copy.deepcopy(model.state_dict())
@@ -170,10 +174,10 @@ def test_fuse_rejects_non_module() -> None:
 @pytest.mark.slow  # mmseg's import
 def test_fuse_mmseg_head_conv_modules() -> None:
     """mmcv ConvModules (LR-ASPP head) are folded; the segmentor's logits are unchanged."""
-    from mmbackbones.deploy import build_model_from_config
+    from mmbackbones.apis import init_model
 
     torch.manual_seed(0)
-    model = randomize_bn(build_model_from_config('configs/mobilenetv3-small_lraspp_cityscapes.py'))
+    model = randomize_bn(init_model('configs/mobilenetv3-small_lraspp_cityscapes.py'))
     fused = fuse(model)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -243,7 +247,7 @@ def test_space_to_batch_conv_applies_past_the_fast_span() -> None:
         SpaceToBatchConv2d.from_conv(dw(3, 2))
 
 
-@pytest.mark.skipif(not onednn_available(), reason='this PyTorch build has no oneDNN')
+@pytest.mark.skipif(not onednn_available(), reason=onednn.probe().reason)
 def test_fuse_swaps_convs_by_layout() -> None:
     """Channels-last by default; the OS-8 MobileNetV3's dilation-4 5x5 depthwise convs run
     on sub-grids, its other conv layers as prepacked oneDNN calls (the SE's 1x1 convs as
@@ -282,27 +286,114 @@ def test_compile_for_inference_equals_unfused() -> None:
     assert _has_bn(model)  # the input model is left as it was
 
 
-def test_compile_for_inference_without_compiler() -> None:
-    from torch._inductor import config as inductor_config
-
+def test_compile_for_inference_without_compiler(monkeypatch) -> None:
+    """Inductor's config names a compiler that is not on PATH: a clear error, up front."""
     from mmbackbones.deploy import CompileUnavailableError, compile_for_inference
 
-    # inductor's own config patch (restores the setting on exit)
-    with inductor_config.patch({'cpp.cxx': ('no-such-compiler-for-mmbackbones',)}):
-        with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler'):
-            compile_for_inference(MobileNetV3('small'))
-    assert inductor_config.cpp.cxx != ('no-such-compiler-for-mmbackbones',)
+    monkeypatch.setattr(compile_mod, '_inductor_cxx', lambda: (None, 'no-such-cxx-mmbackbones'))
+    assert compile_mod.compiler_names() == ('no-such-cxx-mmbackbones',)
+    assert compile_mod.cpp_compiler() is None
+    with pytest.raises(CompileUnavailableError, match='needs a C\\+\\+ compiler.*no-such-cxx'):
+        compile_for_inference(MobileNetV3('small'))
 
 
-def test_fuse_without_onednn_keeps_plain_convs(monkeypatch) -> None:
-    """A PyTorch build without oneDNN: no prepacked forms, the same outputs."""
-    import sys
+def test_cpp_compiler_reads_inductors_config() -> None:
+    inductor_config = pytest.importorskip('torch._inductor.config')
+    names = tuple(n for n in inductor_config.cpp.cxx if n)
+    assert compile_mod.compiler_names() == names
 
-    monkeypatch.setattr(sys.modules['mmbackbones.deploy.fuse'], 'onednn_available', lambda: False)
+
+def test_cpp_compiler_portable_fallback(monkeypatch, tmp_path) -> None:
+    """Without inductor's private config: ``$CXX``, then c++/g++/clang++ on PATH."""
+    monkeypatch.setattr(compile_mod, '_inductor_cxx', lambda: None)
+    monkeypatch.setenv('CXX', 'my-cxx')
+    assert compile_mod.compiler_names() == ('my-cxx', 'c++', 'g++', 'clang++')
+    monkeypatch.setenv('PATH', str(tmp_path))
+    assert compile_mod.cpp_compiler() is None
+    fake = tmp_path / 'g++'
+    fake.write_text('#!/bin/sh\n')
+    fake.chmod(0o755)
+    assert compile_mod.cpp_compiler() == str(fake)
+    monkeypatch.delenv('CXX')
+    assert compile_mod.compiler_names() == compile_mod.PORTABLE_CXX
+    assert os.path.basename(compile_mod.cpp_compiler()) == 'g++'
+
+
+def test_fuse_falls_back_when_the_onednn_probe_fails(monkeypatch) -> None:
+    """A torch whose private oneDNN ops are gone: portable forms, the same outputs, one
+    warning with the reason."""
+    reason = 'torch.ops.mkldnn._convolution_pointwise.default is missing in torch 9.9'
+    monkeypatch.setattr(onednn, 'probe', lambda: onednn.ProbeResult(False, reason))
+    assert not onednn_available()
     torch.manual_seed(0)
     model = randomize_bn(ResNeXt(TINY_RESNEXT)).eval()
-    fused = fuse(model)
-    assert not any(isinstance(m, OneDNNConv2d) for m in fused.modules())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        fused = fuse(model)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1, messages
+    assert 'private oneDNN ops failed their self-test' in messages[0] and reason in messages[0]
+    assert not any(isinstance(m, (OneDNNConv2d, ResidualDeploy)) for m in fused.modules())
+    assert any(isinstance(m, PointwiseConv2d) for m in fused.modules())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert _max_diff(fused(x), model(x)) <= 1e-5
+        ref = model(x)
+        assert min(float(t.abs().max()) for t in ref) > 0.1
+        assert _max_diff(fused(x), ref) <= 1e-5
+    assert fused.state_dict().keys() == fuse(model, prepack=False).state_dict().keys()
+    with pytest.raises(RuntimeError, match=f'failed their self-test: {reason}'):
+        OneDNNConv2d.from_conv(nn.Conv2d(8, 8, 3, padding=1))
+
+
+def test_fuse_without_prepacking_does_not_probe(monkeypatch) -> None:
+    def fail() -> onednn.ProbeResult:
+        raise AssertionError('fuse(prepack=False) ran the oneDNN probe')
+
+    monkeypatch.setattr(onednn, 'probe', fail)
+    model = randomize_bn(MobileNetV3('small')).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)
+        fuse(model, prepack=False)
+        fuse(model, channels_last=False)
+
+
+def test_deploy_forms_are_built_around_the_same_parameters() -> None:
+    """from_conv builds the form by its constructor and adopts the conv's Parameter
+    objects: nothing is copied, the state-dict keys are the conv's."""
+    conv = nn.Conv2d(8, 16, 1)
+    pw = PointwiseConv2d.from_conv(conv)
+    assert type(pw) is PointwiseConv2d
+    assert pw.weight is conv.weight and pw.bias is conv.bias
+    assert pw.state_dict().keys() == conv.state_dict().keys()
+    nobias = nn.Conv2d(8, 8, 5, padding=8, dilation=4, groups=8, bias=False).eval()
+    s2b = SpaceToBatchConv2d.from_conv(nobias)
+    assert s2b.weight is nobias.weight and s2b.bias is None and not s2b.training
+    assert s2b.state_dict().keys() == {'weight'}
+    # through fuse(inplace=True): convs with nothing to fold keep their Parameters
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 1), nobias, nn.Conv2d(8, 4, 1)
+    ).eval()
+    params, keys = dict(model.named_parameters()), model.state_dict().keys()
+    fused = fuse(model, inplace=True)
+    assert [type(m) for m in fused] == [
+        nn.Conv2d,
+        nn.ReLU,
+        PointwiseConv2d,
+        SpaceToBatchConv2d,
+        PointwiseConv2d,
+    ]
+    assert all(p is params[name] for name, p in fused.named_parameters())
+    assert fused.state_dict().keys() == keys
+    assert all(t.device.type == 'cpu' for t in fused.state_dict().values())  # none on meta
+
+
+def test_hooked_convs_are_left_alone() -> None:
+    """A conv with a forward hook stays an nn.Conv2d, so its hook keeps running."""
+    model = nn.Sequential(nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)).eval()
+    seen = []
+    model[0].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    fused = fuse(model, inplace=True)
+    assert [type(m) for m in fused] == [nn.Conv2d, PointwiseConv2d]
+    with torch.no_grad():
+        fused(torch.randn(1, 8, 4, 4))
+    assert seen == [torch.Size([1, 8, 4, 4])]

@@ -10,12 +10,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmbackbones.deploy import fuse, randomize_bn
+from mmbackbones.deploy import fuse, onednn, policy, randomize_bn
 from mmbackbones.deploy.modules import OneDNNConv2d, ResidualDeploy, onednn_available
 from mmbackbones.models.backbones import ResNeXt
-from mmbackbones.models.backbones.anynet import ResBasicBlock, ResBottleneckBlock
+from mmbackbones.models.layers import ResBasicBlock, ResBottleneckBlock
 
-pytestmark = pytest.mark.skipif(not onednn_available(), reason='this PyTorch has no oneDNN')
+# where PyTorch's private oneDNN ops fail their self-test, fuse() uses the portable forms
+# (tests/test_deploy.py::test_fuse_falls_back_when_the_onednn_probe_fails)
+pytestmark = pytest.mark.skipif(not onednn_available(), reason=onednn.probe().reason)
 
 CL = torch.channels_last
 
@@ -53,7 +55,7 @@ def _run(m: nn.Module, *args: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize('pointwise_path', ['gemm', 'onednn'])
 def test_onednn_conv_equals_conv_and_act(conv: str, act: str, pointwise_path: str, monkeypatch):
     if pointwise_path == 'onednn':
-        monkeypatch.setattr(OneDNNConv2d, 'POINTWISE_MIN_MACS', 0)
+        monkeypatch.setattr(policy, 'POINTWISE_MIN_MACS', 0)
     ref_conv, ref_act = CONVS[conv](), ACTS[act]()
     fused = OneDNNConv2d.from_conv(copy.deepcopy(ref_conv), copy.deepcopy(ref_act))
     x = torch.randn(2, ref_conv.in_channels, 13, 11).to(memory_format=CL)
@@ -173,7 +175,7 @@ def test_residual_deploy_equals_block_and_keeps_its_input(block) -> None:
 
 def test_resnext_taps_survive_the_fused_residual_adds(monkeypatch) -> None:
     """Every stage's output is returned and is also the next block's identity input."""
-    monkeypatch.setattr(OneDNNConv2d, 'POINTWISE_MIN_MACS', 0)
+    monkeypatch.setattr(policy, 'POINTWISE_MIN_MACS', 0)
     torch.manual_seed(0)
     arch = dict(depths=(2, 2, 2, 2), cardinality=4, base_width=4, widths=(32, 64, 96, 128))
     model = randomize_bn(ResNeXt(arch, out_indices=(1, 2, 3, 4))).eval()
@@ -188,3 +190,32 @@ def test_residual_deploy_needs_a_lone_onednn_conv_last() -> None:
     block = fuse(ResBottleneckBlock(16, 16, group_w=4).eval(), prepack=False)
     with pytest.raises(ValueError, match='lone OneDNNConv2d'):
         ResidualDeploy(block.proj, block.f, block.act)
+
+
+def test_onednn_conv_is_built_around_the_convs_parameters() -> None:
+    """from_conv and fuse adopt the conv's own Parameter objects (nothing is copied)."""
+    from mmbackbones.models.layers import ConvNormAct
+
+    conv, act = _conv(8, 16, 3), nn.ReLU()
+    fused = OneDNNConv2d.from_conv(conv, act)
+    assert fused.weight is conv.weight and fused.bias is conv.bias and fused.act is act
+    assert fused.state_dict().keys() == conv.state_dict().keys()
+    assert 'act' not in conv._modules and not fused.training
+    # a conv layer without BN (nothing folded): the prepacked form keeps its Parameters
+    layer = ConvNormAct(8, 16, 3, act_cfg=dict(type='ReLU')).eval()
+    weight, bias, keys = layer.conv.weight, layer.conv.bias, layer.state_dict().keys()
+    fuse(layer, inplace=True)
+    assert isinstance(layer.conv, OneDNNConv2d) and 'act' not in layer._modules
+    assert layer.conv.weight is weight and layer.conv.bias is bias
+    assert layer.state_dict().keys() == keys
+    x = torch.randn(1, 8, 9, 9)
+    ref = torch.relu(nn.functional.conv2d(x, weight, bias, padding=1))
+    assert (_run(layer, x) - ref).abs().max().item() <= 1e-5
+
+
+def test_onednn_conv_constructor() -> None:
+    conv = OneDNNConv2d(8, 16, 3, padding=1, act=nn.ReLU6())
+    assert conv.post_op == ('hardtanh', [0.0, 6.0]) and conv._pointwise == 0
+    assert OneDNNConv2d(8, 16, 1)._pointwise == 8 * 16
+    with pytest.raises(ValueError, match="not 'same'"):
+        OneDNNConv2d(8, 16, 3, padding='same')

@@ -144,7 +144,7 @@ def test_tool_bad_backbone(tmp_path, capsys) -> None:
         )
     assert exc.value.code != 0
     err = capsys.readouterr().err
-    assert "unknown backbone 'ReXNext'" in err and "'ReXNet'" in err
+    assert "unknown backbone family 'ReXNext'" in err and "'ReXNet'" in err
     assert not (tmp_path / 'x.onnx').exists()
 
 

@@ -50,9 +50,9 @@ class _TensorForward(nn.Module):
 
 
 def build_from_config(path: str, backbone_only: bool) -> nn.Module:
-    from mmbackbones.deploy.build import build_model_from_config
+    from mmbackbones.apis import init_model
 
-    return _TensorForward(build_model_from_config(path), backbone_only)
+    return _TensorForward(init_model(path), backbone_only)
 
 
 def main(argv: list[str] | None = None) -> None:

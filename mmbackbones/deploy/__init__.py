@@ -1,20 +1,22 @@
-"""Deploy tools: BatchNorm fusion (:func:`fuse`), its compiled form
-(:func:`compile_for_inference`) and building models to export."""
+"""Deploy tools: BatchNorm fusion (:func:`fuse`, extended per block type with
+:func:`register_fuser`), its compiled form (:func:`compile_for_inference`) and building
+models to export. PyTorch's private oneDNN ops are wrapped and self-tested in
+:mod:`mmbackbones.deploy.onednn`."""
 
-from .build import BackboneNeck, build_backbone, build_backbone_or_config, build_model_from_config
+from .build import BackboneNeck, build_backbone, build_backbone_or_config
 from .calibrate import randomize_bn
 from .compile import CompileUnavailableError, compile_for_inference
 from .fold import fold_bn
-from .fuse import fuse
+from .fuse import fuse, register_fuser
 
 __all__ = [
     'BackboneNeck',
     'CompileUnavailableError',
     'build_backbone',
     'build_backbone_or_config',
-    'build_model_from_config',
     'compile_for_inference',
     'fold_bn',
     'fuse',
     'randomize_bn',
+    'register_fuser',
 ]

@@ -1,5 +1,6 @@
 """Building the thing to export or measure: one of our backbones by name, or the model of
-an mmdet/mmseg config (the config-loading logic shared by the tools).
+an mmdet/mmseg config (built by :func:`mmbackbones.apis.init_model`, the one
+config-to-model builder of the tools).
 
 No weights are loaded and ``init_weights`` is not called (a ``Pretrained`` ``init_cfg`` of
 the backbone is dropped): models have PyTorch's default random initialisation. Tools
@@ -15,43 +16,6 @@ import torch.nn as nn
 
 #: What :func:`build_backbone_or_config` builds from a config.
 CONFIG_PARTS = ('backbone', 'neck')
-
-
-def build_model_from_config(path: str) -> nn.Module:
-    """Build the full model (detector / segmentor) of an mmdet or mmseg config.
-
-    The config's ``default_scope`` (``'mmdet'`` unless set) picks the host registry; our
-    classes resolve through their ``mmbackbones.`` scope. The backbone's ``init_cfg`` is
-    dropped (no pretrained file is needed) and SyncBN is reverted to BN (single process).
-
-    Args:
-        path (str): Config file, e.g. ``'configs/rexnet_fasterrcnn_fpn.py'``.
-
-    Returns:
-        nn.Module: The model, in eval mode, with random weights.
-
-    Example:
-        >>> model = build_model_from_config('configs/rexnet_fasterrcnn_fpn.py')
-        >>> type(model.backbone).__name__
-        'ReXNet'
-    """
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-
-    import mmbackbones.models  # noqa: F401
-
-    cfg = Config.fromfile(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    cfg.model.get('backbone', {}).pop('init_cfg', None)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    elif scope == 'mmseg':
-        from mmseg.registry import MODELS
-    else:
-        raise ValueError(f'{path}: default_scope must be mmdet or mmseg, got {scope!r}')
-    return revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
 
 
 def build_backbone(
@@ -75,20 +39,10 @@ def build_backbone(
         >>> build_backbone('ReXNet', '1.0').out_channels
         [38, 61, 128, 185]
     """
-    import mmbackbones.models  # noqa: F401
-    from mmbackbones.models.backbones.base import BaseBackbone
+    from mmbackbones.models import family_class
     from mmbackbones.registry import MODELS
 
-    full = name if name.startswith('mmbackbones.') else f'mmbackbones.{name}'
-    cls = MODELS.get(full)
-    if cls is None or not (isinstance(cls, type) and issubclass(cls, BaseBackbone)):
-        valid = sorted(
-            k
-            for k, v in MODELS.module_dict.items()
-            if isinstance(v, type) and issubclass(v, BaseBackbone)
-        )
-        raise ValueError(f'unknown backbone {name!r}; valid backbones are {valid}')
-    cfg: dict = dict(type=full)
+    cfg: dict = dict(type=f'mmbackbones.{family_class(name).__name__}')
     if arch is not None:
         cfg['arch'] = arch
     if out_indices is not None:
@@ -154,6 +108,8 @@ def build_backbone_or_config(
         return build_backbone(backbone, arch, out_indices)
     if part not in CONFIG_PARTS:
         raise ValueError(f'part must be one of {CONFIG_PARTS}, got {part!r}')
-    model = build_model_from_config(config)
+    from mmbackbones.apis import init_model
+
+    model = init_model(config)
     neck = getattr(model, 'neck', None) if part == 'neck' else None
     return BackboneNeck(model.backbone, neck).eval()

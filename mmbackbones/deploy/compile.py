@@ -16,6 +16,7 @@ input shape reuse the compiled graph. A new input shape compiles again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sysconfig
 
@@ -29,13 +30,42 @@ class CompileUnavailableError(RuntimeError):
     """``torch.compile`` cannot build CPU kernels here (no C++ compiler)."""
 
 
-def cpp_compiler() -> str | None:
-    """The C++ compiler inductor would use (its configured ``cpp.cxx``), or ``None``."""
-    from torch._inductor import config as inductor_config
+#: C++ compilers looked for, after ``$CXX``, when inductor's private config cannot be read
+#: (its default is ``$CXX`` or g++; ``c++`` is most systems' name for their default one)
+PORTABLE_CXX = ('c++', 'g++', 'clang++')
 
-    cxx = inductor_config.cpp.cxx
-    for name in cxx if isinstance(cxx, tuple) else (cxx,):
-        path = shutil.which(name) if name else None
+
+def _inductor_cxx() -> tuple[str | None, ...] | None:
+    """Inductor's configured ``cpp.cxx`` (a private config: this is the only place the
+    package reads ``torch._inductor``), or ``None`` when that config is not there."""
+    try:
+        from torch._inductor import config as inductor_config
+
+        cxx = inductor_config.cpp.cxx
+    except (ImportError, AttributeError):
+        return None
+    return cxx if isinstance(cxx, tuple) else (cxx,)
+
+
+def compiler_names() -> tuple[str, ...]:
+    """The C++ compilers ``torch.compile`` would try for CPU kernels, in order: inductor's
+    configured ``cpp.cxx``, or ``$CXX`` and :data:`PORTABLE_CXX` when that config cannot
+    be read.
+
+    Example:
+        >>> all(isinstance(name, str) and name for name in compiler_names())
+        True
+    """
+    names = _inductor_cxx()
+    if names is None:
+        names = (os.environ.get('CXX'), *PORTABLE_CXX)
+    return tuple(name for name in names if name)
+
+
+def cpp_compiler() -> str | None:
+    """The path of the first of :func:`compiler_names` on ``PATH``, or ``None``."""
+    for name in compiler_names():
+        path = shutil.which(name)
         if path:
             return path
     return None
@@ -45,8 +75,9 @@ def _check_compiler() -> None:
     if cpp_compiler() is None:
         raise CompileUnavailableError(
             'mmbackbones.deploy.compile_for_inference: torch.compile needs a C++ compiler '
-            'to build CPU kernels, and none is on PATH. Install g++ (the compiler that '
-            'builds mmcv) or use mmbackbones.deploy.fuse alone.'
+            f'to build CPU kernels, and none of {", ".join(compiler_names())} is on PATH. '
+            'Install g++ (the compiler that builds mmcv) or use mmbackbones.deploy.fuse '
+            'alone.'
         )
     if sysconfig.get_paths().get('include') is None:  # pragma: no cover - odd Pythons
         raise CompileUnavailableError('torch.compile needs the Python headers (Python.h)')
@@ -74,7 +105,7 @@ def compile_for_inference(
         ``torch.no_grad()``.
 
     Raises:
-        CompileUnavailableError: No C++ compiler is on ``PATH``.
+        CompileUnavailableError: None of :func:`compiler_names` is on ``PATH``.
 
     Example:
         >>> import torch

@@ -26,6 +26,30 @@ def can_fold(bn: nn.Module) -> bool:
     )
 
 
+def conv_config(conv: nn.Conv2d, **overrides) -> dict:
+    """``nn.Conv2d``'s constructor arguments for a convolution like ``conv`` (its geometry,
+    bias or not, dtype), with ``overrides``.
+
+    Example:
+        >>> conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        >>> nn.Conv2d(**conv_config(conv, device='meta')).weight.shape
+        torch.Size([8, 3, 3, 3])
+    """
+    config = dict(
+        in_channels=conv.in_channels,
+        out_channels=conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        dtype=conv.weight.dtype,
+    )
+    return {**config, **overrides}
+
+
 @torch.no_grad()
 def fold_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
     """Return a new ``nn.Conv2d`` equal to ``bn(conv(x))`` in eval mode (with a bias).
@@ -57,19 +81,7 @@ def fold_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
     gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(b)
     beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(b)
     scale = gamma / torch.sqrt(bn.running_var.double() + bn.eps)
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        conv.groups,
-        bias=True,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype,
-    )
+    fused = nn.Conv2d(**conv_config(conv, bias=True, device=conv.weight.device))
     fused.weight.copy_(w * scale.reshape(-1, 1, 1, 1))
     fused.bias.copy_((b - bn.running_mean.double()) * scale + beta)
     return fused

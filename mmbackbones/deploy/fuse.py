@@ -11,18 +11,25 @@ The result is an ordinary ``nn.Module`` with the same forward, the same taps and
 ``out_channels``, exportable to ONNX. Modules that are not ours (an mmdet neck, a
 classifier) get their ``conv -> BN`` pairs folded where the data flow is certain:
 adjacent children of an ``nn.Sequential`` and mmcv's ``ConvModule``.
+
+What happens to a module is looked up by its type (:data:`FUSERS`, filled by
+:func:`register_fuser`); which kernel a convolution runs is
+:func:`mmbackbones.deploy.policy.conv_kernel`'s decision.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 
-from mmbackbones.models.backbones.anynet import ResBasicBlock, ResBottleneckBlock
-from mmbackbones.models.layers import ConvNormAct, InvertedResidual, SqueezeExcite
+from mmbackbones.models.layers import ConvNormAct, InvertedResidual, ResidualBlock, SqueezeExcite
 
+from . import onednn
 from .fold import can_fold, fold_bn
 from .modules import (
     OneDNNConv2d,
@@ -30,89 +37,68 @@ from .modules import (
     ResidualDeploy,
     SpaceToBatchConv2d,
     SqueezeExciteDeploy,
-    onednn_available,
-    onednn_post_op,
 )
+from .onednn import onednn_post_op
+from .policy import conv_kernel
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
 _INPLACE_ACTS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.ELU, nn.Hardtanh)
 
+#: ``fuser(m, own_inputs) -> deploy form of m`` (``m`` itself, modified, or a replacement).
+#: ``own_inputs``: ``m`` sits inside one of our blocks, where every SE input is the fresh
+#: output of a conv, so the SE may multiply in place.
+Fuser = Callable[[nn.Module, bool], nn.Module]
 
-def _fuse_conv_norm_act(m: ConvNormAct) -> ConvNormAct:
-    bn = getattr(m, 'bn', None)
-    if bn is not None and can_fold(bn):
-        m.conv = fold_bn(m.conv, bn)
-        del m.bn  # the Sequential now runs conv -> act
-    _set_inplace(getattr(m, 'act', None))  # its input is the fresh conv output
-    return m
-
-
-def _set_inplace(act: nn.Module | None) -> None:
-    if isinstance(act, _INPLACE_ACTS):
-        act.inplace = True
+#: block type -> its fuser; :func:`fuser_for` takes the entry of the nearest class in
+#: ``type(m).__mro__``, so a subclass is fused as its base unless it registers its own.
+#: ``nn.Module``'s entry, the fallback, fuses the children.
+FUSERS: dict[type, Fuser] = {}
 
 
-def _fuse_se(m: SqueezeExcite, inplace: bool) -> SqueezeExciteDeploy:
-    fc1 = fold_bn(m.fc1, m.bn) if can_fold(m.bn) else nn.Sequential(m.fc1, m.bn)
-    _set_inplace(m.act)
-    return SqueezeExciteDeploy(fc1, m.act, m.fc2, m.gate, inplace=inplace)
+def register_fuser(*types: type) -> Callable[[Fuser], Fuser]:
+    """Register the decorated ``fuser(m, own_inputs)`` for ``types`` and their subclasses.
+
+    Raises:
+        ValueError: A type already has a fuser (assign ``FUSERS[cls]`` to replace it).
+
+    Example:
+        >>> class Twice(nn.Module):
+        ...     def forward(self, x):
+        ...         return 2 * x
+        >>> @register_fuser(Twice)
+        ... def _fuse_twice(m, own_inputs):
+        ...     return m
+        >>> fuser_for(Twice()) is _fuse_twice
+        True
+        >>> del FUSERS[Twice]
+    """
+    if not types or not all(isinstance(t, type) for t in types):
+        raise TypeError(f'register_fuser takes one or more classes, got {types}')
+
+    def register(fuser: Fuser) -> Fuser:
+        for t in types:
+            if t in FUSERS:
+                raise ValueError(
+                    f'{t.__qualname__} already has a fuser ({FUSERS[t].__qualname__})'
+                )
+            FUSERS[t] = fuser
+        return fuser
+
+    return register
 
 
-def _fuse_sequential(m: nn.Sequential) -> None:
-    """Fold ``Conv2d`` directly followed by a BatchNorm in a plain ``nn.Sequential``."""
-    names = list(m._modules)
-    for a, b in zip(names, names[1:]):
-        conv, bn = m._modules[a], m._modules[b]
-        if type(conv) is nn.Conv2d and can_fold(bn):
-            m._modules[a] = fold_bn(conv, bn)
-            m._modules[b] = nn.Identity()
-
-
-def _is_conv_module(m: nn.Module) -> bool:
-    try:
-        from mmcv.cnn import ConvModule
-    except ImportError:  # pragma: no cover - mmcv is a dependency
-        return False
-    return isinstance(m, ConvModule)
-
-
-def _fuse_conv_module(m: nn.Module) -> None:
-    """mmcv ``ConvModule`` whose ``order`` starts with ``('conv', 'norm')``."""
-    if not (m.with_norm and tuple(m.order[:2]) == ('conv', 'norm')):
-        return
-    norm = getattr(m, m.norm_name)
-    if type(m.conv) is nn.Conv2d and can_fold(norm):
-        m.conv = fold_bn(m.conv, norm)
-        setattr(m, m.norm_name, nn.Identity())
+def fuser_for(m: nn.Module) -> Fuser:
+    """The fuser registered for the nearest class of ``type(m).__mro__``."""
+    for cls in type(m).__mro__:
+        fuser = FUSERS.get(cls)
+        if fuser is not None:
+            return fuser
+    raise TypeError(f'fuse: expected an nn.Module, got {type(m).__name__}')
 
 
 def _fuse_module(m: nn.Module, own_inputs: bool = False) -> nn.Module:
-    """Return the deploy form of ``m`` (``m`` itself, modified, or a replacement).
-
-    ``own_inputs``: ``m`` sits inside one of our blocks, where every SE input is the
-    fresh output of a conv, so the SE may multiply in place.
-    """
-    if isinstance(m, ConvNormAct):
-        return _fuse_conv_norm_act(m)
-    if isinstance(m, SqueezeExcite):
-        return _fuse_se(m, inplace=own_inputs)
-    if isinstance(m, InvertedResidual):
-        # the block's own forward already adds its shortcut in place on the fresh
-        # projection output when autograd does not record; only stochastic depth goes
-        _fuse_children(m, own_inputs=True)
-        m.drop_path = None
-        return m
-    if isinstance(m, (ResBasicBlock, ResBottleneckBlock)):
-        _fuse_children(m, own_inputs=True)
-        _set_inplace(m.act)  # it runs on the block's own (in-place) sum
-        return m
-    if _is_conv_module(m):
-        _fuse_conv_module(m)
-        return m
-    if isinstance(m, nn.Sequential):
-        _fuse_sequential(m)
-    _fuse_children(m, own_inputs)
-    return m
+    """The deploy form of ``m`` (``m`` itself, modified, or a replacement)."""
+    return fuser_for(m)(m, own_inputs)
 
 
 def _fuse_children(m: nn.Module, own_inputs: bool) -> None:
@@ -122,49 +108,133 @@ def _fuse_children(m: nn.Module, own_inputs: bool) -> None:
             m._modules[name] = new
 
 
-def _swap_convs(model: nn.Module, channels_last: bool) -> None:
-    """Swap plain ``Conv2d`` layers for their faster deploy forms, in place.
+def _set_inplace(act: nn.Module | None) -> None:
+    if isinstance(act, _INPLACE_ACTS):
+        act.inplace = True
 
-    1x1 stride-1 convs become :class:`PointwiseConv2d` (GEMMs); in channels-last models,
-    dilated grouped convs past oneDNN's fast span become :class:`SpaceToBatchConv2d`.
+
+@register_fuser(nn.Module)
+def _fuse_other(m: nn.Module, own_inputs: bool) -> nn.Module:
+    _fuse_children(m, own_inputs)
+    return m
+
+
+@register_fuser(nn.Sequential)
+def _fuse_sequential(m: nn.Sequential, own_inputs: bool) -> nn.Sequential:
+    """Fold ``Conv2d`` directly followed by a BatchNorm in a plain ``nn.Sequential``."""
+    names = list(m._modules)
+    for a, b in zip(names, names[1:]):
+        conv, bn = m._modules[a], m._modules[b]
+        if type(conv) is nn.Conv2d and can_fold(bn):
+            m._modules[a] = fold_bn(conv, bn)
+            m._modules[b] = nn.Identity()
+    _fuse_children(m, own_inputs)
+    return m
+
+
+@register_fuser(ConvNormAct)
+def _fuse_conv_norm_act(m: ConvNormAct, own_inputs: bool) -> ConvNormAct:
+    bn = getattr(m, 'bn', None)
+    if bn is not None and can_fold(bn):
+        m.conv = fold_bn(m.conv, bn)
+        del m.bn  # the Sequential now runs conv -> act
+    _set_inplace(getattr(m, 'act', None))  # its input is the fresh conv output
+    return m
+
+
+@register_fuser(SqueezeExcite)
+def _fuse_se(m: SqueezeExcite, own_inputs: bool) -> SqueezeExciteDeploy:
+    fc1 = fold_bn(m.fc1, m.bn) if can_fold(m.bn) else nn.Sequential(m.fc1, m.bn)
+    _set_inplace(m.act)
+    return SqueezeExciteDeploy(fc1, m.act, m.fc2, m.gate, inplace=own_inputs)
+
+
+@register_fuser(InvertedResidual)
+def _fuse_inverted_residual(m: InvertedResidual, own_inputs: bool) -> InvertedResidual:
+    # the block's own forward already adds its shortcut in place on the fresh
+    # projection output when autograd does not record; only stochastic depth goes
+    _fuse_children(m, own_inputs=True)
+    m.drop_path = None
+    return m
+
+
+@register_fuser(ResidualBlock)
+def _fuse_residual_block(m: ResidualBlock, own_inputs: bool) -> ResidualBlock:
+    _fuse_children(m, own_inputs=True)
+    _set_inplace(m.act)  # it runs on the block's own (in-place) sum
+    return m
+
+
+@register_fuser(ConvModule)
+def _fuse_conv_module(m: ConvModule, own_inputs: bool) -> ConvModule:
+    """mmcv ``ConvModule`` whose ``order`` starts with ``('conv', 'norm')``."""
+    if not (m.with_norm and tuple(m.order[:2]) == ('conv', 'norm')):
+        return m
+    norm = getattr(m, m.norm_name)
+    if type(m.conv) is nn.Conv2d and can_fold(norm):
+        m.conv = fold_bn(m.conv, norm)
+        setattr(m, m.norm_name, nn.Identity())
+    return m
+
+
+def _swap_convs(model: nn.Module, channels_last: bool, prepack: bool, onednn_ok: bool) -> None:
+    """Swap plain ``Conv2d`` layers for the deploy form :func:`conv_kernel` picks, in place.
+
+    Our conv layers (a ``ConvNormAct`` with its BatchNorm folded) may become
+    :class:`OneDNNConv2d` with their activation fused when that is a oneDNN post-op (it
+    stays after the conv otherwise); other 1x1 stride-1 convs become
+    :class:`PointwiseConv2d` (GEMMs) and, in channels-last models, dilated grouped convs
+    past oneDNN's fast span :class:`SpaceToBatchConv2d`.
     """
     for parent in list(model.modules()):
+        ours = prepack and isinstance(parent, ConvNormAct) and 'bn' not in parent._modules
         for name, child in list(parent.named_children()):
-            if PointwiseConv2d.applies_to(child):
+            kind = conv_kernel(
+                child,
+                channels_last=channels_last,
+                prepack=ours and name == 'conv',
+                onednn_ok=onednn_ok,
+            )
+            if kind == 'onednn':
+                act = parent._modules.get('act')
+                if onednn_post_op(act) is None:  # not a post-op: it stays after the conv
+                    parent.conv = OneDNNConv2d.from_conv(child)
+                else:
+                    parent.conv = OneDNNConv2d.from_conv(child, act)
+                    if act is not None:
+                        del parent.act
+            elif kind == 'pointwise':
                 parent._modules[name] = PointwiseConv2d.from_conv(child)
-            elif channels_last and SpaceToBatchConv2d.applies_to(child):
+            elif kind == 'space_to_batch':
                 parent._modules[name] = SpaceToBatchConv2d.from_conv(child)
 
 
-def _prepack(model: nn.Module) -> nn.Module:
-    """Our conv layers (``ConvNormAct``) as :class:`OneDNNConv2d` with their activation
-    fused, and the AnyNet residual blocks as :class:`ResidualDeploy`, in place. Dilated
-    convs past oneDNN's fast span are left to :func:`_swap_convs` (sub-grids do better).
-    """
-    for m in model.modules():
-        if not isinstance(m, ConvNormAct) or 'bn' in m._modules:
-            continue
-        conv = m._modules['conv']
-        if OneDNNConv2d.applies_to(conv) and not SpaceToBatchConv2d.applies_to(conv):
-            act = m._modules.get('act')
-            if onednn_post_op(act) is None:  # not a oneDNN post-op: it stays after the conv
-                m.conv = OneDNNConv2d.from_conv(conv)
-            else:
-                m.conv = OneDNNConv2d.from_conv(conv, act)
-                if act is not None:
-                    del m.act
+def _residual_deploy(model: nn.Module) -> nn.Module:
+    """The AnyNet residual blocks whose last conv was prepacked as :class:`ResidualDeploy`,
+    in place; returns ``model`` (or its replacement if it is such a block itself)."""
+
+    def convert(m: nn.Module) -> nn.Module:
+        if isinstance(m, ResidualBlock) and ResidualDeploy.accepts(m.f):
+            return ResidualDeploy(m.proj, m.f, m.act)
+        return m
+
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            parent._modules[name] = _residual_deploy(child)
-    return _residual_deploy(model)
+            parent._modules[name] = convert(child)
+    return convert(model)
 
 
-def _residual_deploy(m: nn.Module) -> nn.Module:
-    """``m`` as a :class:`ResidualDeploy` if it is an AnyNet residual block whose last conv
-    was prepacked, else ``m``."""
-    if isinstance(m, (ResBasicBlock, ResBottleneckBlock)) and ResidualDeploy.accepts(m.f):
-        return ResidualDeploy(m.proj, m.f, m.act)
-    return m
+def _onednn_ok() -> bool:
+    """The probe's answer; a warning, with its reason, when the private ops failed."""
+    result = onednn.probe()
+    if not result.ok:
+        warnings.warn(
+            "fuse: PyTorch's private oneDNN ops failed their self-test "
+            f'({result.reason}); using the portable forms instead (same outputs, slower)',
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result.ok
 
 
 def fuse(
@@ -197,8 +267,11 @@ def fuse(
             (:class:`~mmbackbones.deploy.modules.OneDNNConv2d`,
             :class:`~mmbackbones.deploy.modules.ResidualDeploy`); small pointwise
             convs stay GEMMs. It needs a PyTorch build with oneDNN (x86 and ARM CPU
-            wheels) and is skipped without one. Other inputs (CUDA, float16, autograd,
-            ONNX export, tracing) take the plain path. Default: True.
+            wheels) whose private ops pass a self-test
+            (:func:`mmbackbones.deploy.onednn.probe`, once per process); otherwise the
+            portable forms are used (same outputs, slower) and a ``RuntimeWarning``
+            says why. Other inputs (CUDA, float16, autograd, ONNX export, tracing) take
+            the plain path. Default: True.
 
     Returns:
         nn.Module: The fused model (``model`` itself when ``inplace``), in eval mode.
@@ -224,7 +297,6 @@ def fuse(
         p.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if prepack and channels_last and onednn_available():
-        model = _prepack(model)
-    _swap_convs(model, channels_last)
-    return model
+    prepack = prepack and channels_last
+    _swap_convs(model, channels_last, prepack, onednn_ok=prepack and _onednn_ok())
+    return _residual_deploy(model)

@@ -1,20 +1,26 @@
 """Inference-only forms of our blocks, built by :func:`mmbackbones.deploy.fuse`.
 
-The SE gets one (its BatchNorm folded into ``fc1``, the product in place), and so do
-pointwise convolutions on channels-last inputs (:class:`PointwiseConv2d`). The residual
-blocks keep their own modules, whose forward already adds the shortcut in place on a
-fresh output when autograd does not record.
+The SE gets one (its BatchNorm folded into ``fc1``, the product in place), and so do the
+convolutions: pointwise ones as GEMMs (:class:`PointwiseConv2d`), long-span dilated ones on
+sub-grids (:class:`SpaceToBatchConv2d`), our conv layers as prepacked oneDNN calls
+(:class:`OneDNNConv2d`, and :class:`ResidualDeploy` for the AnyNet residual blocks). Which
+convolution gets which form is :func:`mmbackbones.deploy.policy.conv_kernel`'s decision;
+the private PyTorch ops of the oneDNN forms live in :mod:`mmbackbones.deploy.onednn`.
+The other residual blocks keep their own modules, whose forward already adds the
+shortcut in place on a fresh output when autograd does not record.
 """
 
 from __future__ import annotations
 
-import functools
 from itertools import islice
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from . import onednn, policy
+from .fold import conv_config
+from .onednn import ONEDNN_ACTS, onednn_post_op
 
 
 class SqueezeExciteDeploy(nn.Module):
@@ -67,13 +73,17 @@ class _ConvForm(nn.Conv2d):
         raise TypeError(f'{cls.__name__} does not define applies_to')  # pragma: no cover
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> _ConvForm:
-        """The same convolution (shared parameters, buffers and hooks) in this form."""
+    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> _ConvForm:
+        """The same convolution in this form, built by its constructor (on the meta device,
+        so nothing is allocated) around ``conv``'s own ``weight`` and ``bias`` Parameter
+        objects: the state-dict keys, ties and references to them are kept. ``kwargs`` go
+        to the constructor. Module hooks are not carried over; convolutions that have
+        some are not replaced (:func:`~mmbackbones.deploy.policy.is_plain_conv`)."""
         if not cls.applies_to(conv):
             raise ValueError(f'{cls.__name__} replaces {cls.replaces}, got {conv}')
-        new = cls.__new__(cls)
-        new.__dict__.update(conv.__dict__)
-        return new
+        new = cls(**conv_config(conv, device='meta'), **kwargs)
+        new.weight, new.bias = conv.weight, conv.bias
+        return new.train(conv.training)
 
 
 class PointwiseConv2d(_ConvForm):
@@ -108,14 +118,7 @@ class PointwiseConv2d(_ConvForm):
     @classmethod
     def applies_to(cls, conv: nn.Module) -> bool:
         """Whether ``conv`` is a plain pointwise convolution this class can replace."""
-        return (
-            type(conv) is nn.Conv2d
-            and conv.kernel_size == (1, 1)
-            and conv.stride == (1, 1)
-            and conv.padding == (0, 0)
-            and conv.groups == 1
-            and conv.padding_mode == 'zeros'
-        )
+        return policy.is_plain_conv(conv) and policy.is_pointwise(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or torch.onnx.is_in_onnx_export():
@@ -156,9 +159,9 @@ class SpaceToBatchConv2d(_ConvForm):
     Why: oneDNN's NHWC depthwise kernel takes a slow path once the dilated kernel spans
     more than 9 pixels (``(k - 1) * d > 8``): measured at 28x28 on our CPU, a 5x5 kernel
     at dilation 4 took 7-13 ms against 0.6-1.0 ms on sub-grids, copies included, while
-    spans up to 9 are as fast as undilated. :func:`~mmbackbones.deploy.fuse` therefore
-    swaps only convolutions past that span. Inputs that are not channels-last, and ONNX
-    export, take ``nn.Conv2d``'s own path.
+    spans up to 9 are as fast as undilated (:data:`~mmbackbones.deploy.policy.FAST_SPAN`).
+    :func:`~mmbackbones.deploy.fuse` therefore swaps only convolutions past that span.
+    Inputs that are not channels-last, and ONNX export, take ``nn.Conv2d``'s own path.
 
     Example:
         >>> conv = nn.Conv2d(8, 8, 5, padding=8, dilation=4, groups=8)
@@ -168,28 +171,16 @@ class SpaceToBatchConv2d(_ConvForm):
         True
     """
 
-    #: oneDNN's fast NHWC depthwise path covers dilated kernels spanning up to this many
-    #: pixels ((k - 1) * d + 1); measured with torch 2.14's oneDNN on x86 (README, Speed)
-    FAST_SPAN = 9
     replaces = (
         'a grouped, stride-1, same-padded, odd-kernel Conv2d with dilation spanning more '
-        f'than {FAST_SPAN} pixels'
+        f'than {policy.FAST_SPAN} pixels'
     )
 
     @classmethod
     def applies_to(cls, conv: nn.Module) -> bool:
-        """A grouped, stride-1, "same"-padded dilated conv past oneDNN's fast span."""
-        if type(conv) is not nn.Conv2d or conv.groups == 1 or conv.stride != (1, 1):
-            return False
-        (kh, kw), (dh, dw) = conv.kernel_size, conv.dilation
-        return (
-            dh == dw > 1
-            and kh % 2 == 1
-            and kw % 2 == 1
-            and conv.padding == (dh * (kh // 2), dw * (kw // 2))
-            and conv.padding_mode == 'zeros'
-            and max(kh - 1, kw - 1) * dh + 1 > cls.FAST_SPAN
-        )
+        """A grouped, stride-1, "same"-padded dilated conv past oneDNN's fast span
+        (:data:`~mmbackbones.deploy.policy.FAST_SPAN`)."""
+        return policy.is_plain_conv(conv) and policy.needs_space_to_batch(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
@@ -217,59 +208,14 @@ class SpaceToBatchConv2d(_ConvForm):
 
 
 def onednn_available() -> bool:
-    """Whether this PyTorch build has oneDNN's fused convolution ops (x86/ARM CPU builds).
+    """Whether PyTorch's private oneDNN ops are here and pass their self-test
+    (:func:`mmbackbones.deploy.onednn.probe`, run once per process).
 
     Example:
         >>> isinstance(onednn_available(), bool)
         True
     """
-    return (
-        torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, '_convolution_pointwise')
-        and hasattr(torch._C._nn, 'mkldnn_reorder_conv2d_weight')
-    )
-
-
-@functools.cache
-def _onednn_ops() -> SimpleNamespace:
-    """The oneDNN op overloads, looked up once (``torch.ops`` lookups cost per call)."""
-    conv = torch.ops.mkldnn._convolution_pointwise
-    return SimpleNamespace(
-        conv=conv.default,
-        conv_add=conv.binary,
-        conv_add_=torch.ops.mkldnn._convolution_pointwise_.binary,
-    )
-
-
-def onednn_post_op(act: nn.Module | None) -> tuple[str, list[float]] | None:
-    """oneDNN's name and scalars for ``act`` as a fused post-op; ``None`` if it has none.
-
-    Example:
-        >>> onednn_post_op(nn.ReLU6())
-        ('hardtanh', [0.0, 6.0])
-        >>> onednn_post_op(nn.GELU()) is None
-        True
-    """
-    if act is None or isinstance(act, nn.Identity):
-        return 'none', []
-    if isinstance(act, nn.Hardtanh):  # nn.ReLU6 included
-        return 'hardtanh', [float(act.min_val), float(act.max_val)]
-    for cls, name in _POST_OPS:
-        if isinstance(act, cls):
-            return name, []
-    return None
-
-
-#: activations oneDNN applies to the convolution's output in the same pass
-_POST_OPS = (
-    (nn.ReLU, 'relu'),
-    (nn.Hardswish, 'hardswish'),
-    (nn.SiLU, 'swish'),
-    (nn.Sigmoid, 'sigmoid'),
-    (nn.Hardsigmoid, 'hardsigmoid'),
-)
-#: their names, for error messages
-ONEDNN_ACTS = ('Hardtanh/ReLU6', *(cls.__name__ for cls, _ in _POST_OPS))
+    return onednn.probe().ok
 
 
 class OneDNNConv2d(_ConvForm):
@@ -282,17 +228,22 @@ class OneDNNConv2d(_ConvForm):
     followed by the activation (:meth:`forward_add`), as oneDNN post-ops in the
     convolution's own pass. The call costs ~40 us more fixed overhead than a small
     ``Conv2d``, so :func:`~mmbackbones.deploy.fuse` uses it where the convolution's
-    own work dominates (README, Speed).
+    own work dominates (docs/speed.md), and a pointwise one runs as a GEMM on inputs
+    under :data:`~mmbackbones.deploy.policy.POINTWISE_MIN_MACS` multiply-adds. The
+    private ops it calls are wrapped, and checked, by :mod:`mmbackbones.deploy.onednn`.
 
     Outputs are channels-last. Inputs that need autograd, are not float32 on the CPU,
     or are being exported to ONNX, traced or compiled take ``act(Conv2d.forward(x))``.
     The packed weights are a cache, not state: they are not saved, copied or pickled,
     and are rebuilt when the weight changes (``load_state_dict``, ``.to()``).
 
-    Args (of :meth:`from_conv`):
-        conv (nn.Conv2d): The convolution (zero padding; BatchNorm already folded).
+    Args:
+        *args, **kwargs: ``nn.Conv2d``'s (zero padding given as numbers).
         act (nn.Module | None): The activation after it, one of oneDNN's post-ops
             (:func:`onednn_post_op`); other activations stay outside. Default: None.
+
+    :meth:`from_conv` builds it around an existing convolution's parameters (BatchNorm
+    already folded).
 
     Example:
         >>> conv, act = nn.Conv2d(8, 16, 3, padding=1), nn.Hardswish()
@@ -303,51 +254,57 @@ class OneDNNConv2d(_ConvForm):
         True
     """
 
-    replaces = 'a zero-padded Conv2d (oneDNN built in)'
+    replaces = "a zero-padded Conv2d (numeric padding, not 'same')"
     #: packed weights kept per module (one per input shape, oldest dropped first)
     MAX_PACKS = 4
-    #: a 1x1 stride-1 conv with fewer multiply-adds per image runs as a GEMM
-    #: (:class:`PointwiseConv2d`'s path) instead: oneDNN's ~40 us call overhead then
-    #: outweighs prepacking. Measured in whole models on our CPU (README, Speed):
-    #: packing every pointwise conv made MobileNetV3-S 20% slower, this bound keeps
-    #: the mobile nets within 2% and the ResNeXt/RegNet gains (ResNeXt's smallest
-    #: pointwise convs do ~25M multiply-adds at 224x224).
-    POINTWISE_MIN_MACS = 20_000_000
 
-    @classmethod
-    def applies_to(cls, conv: nn.Module) -> bool:
-        """A plain, zero-padded ``nn.Conv2d`` in a PyTorch build with oneDNN."""
-        return (
-            type(conv) is nn.Conv2d
-            and conv.padding_mode == 'zeros'
-            and not isinstance(conv.padding, str)
-            and onednn_available()
-        )
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d, act: nn.Module | None = None) -> OneDNNConv2d:
-        """``act(conv(x))`` in this form (parameters shared with ``conv``).
+    def __init__(self, *args, act: nn.Module | None = None, **kwargs) -> None:
+        """``nn.Conv2d``'s arguments, and the activation ``act`` applied in the call.
 
         Raises:
-            ValueError: ``act`` is not one of oneDNN's post-ops (:func:`onednn_post_op`).
+            ValueError: ``act`` is not one of oneDNN's post-ops (:func:`onednn_post_op`),
+                or the padding is not zeros given as numbers.
         """
+        super().__init__(*args, **kwargs)
         post = onednn_post_op(act)
         if post is None:
             raise ValueError(
-                f'{cls.__name__} fuses only {", ".join(ONEDNN_ACTS)} or no activation, '
-                f'got {act}; keep it after the convolution instead'
+                f'{type(self).__name__} fuses only {", ".join(ONEDNN_ACTS)} or no '
+                f'activation, got {act}; keep it after the convolution instead'
             )
-        new = super().from_conv(conv)
-        new._modules = dict(conv._modules)  # the act must not show up in ``conv``
-        new.act = act  # parameter-free; run after Conv2d.forward when not packing
-        new.post_op = post
-        new._packs = {}
-        new._pack_weight = None
+        if not policy.onednn_eligible(self):
+            raise ValueError(f'{type(self).__name__} needs {self.replaces}, got {self}')
+        self.act = act  # parameter-free; run after Conv2d.forward when not packing
+        self.post_op = post
+        self._packs: dict[torch.Size, torch.Tensor] = {}
+        self._pack_weight: tuple[int, int] | None = None
         # c_in * c_out of a pointwise conv (0 otherwise): its multiply-adds per pixel
-        pointwise = PointwiseConv2d.applies_to(conv)
-        new._pointwise = conv.in_channels * conv.out_channels if pointwise else 0
-        new._args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-        return new
+        pointwise = policy.is_pointwise(self)
+        self._pointwise = self.in_channels * self.out_channels if pointwise else 0
+        self._args = onednn.conv_geometry(self)
+
+    @classmethod
+    def applies_to(cls, conv: nn.Module) -> bool:
+        """A plain ``nn.Conv2d`` with zero padding given as numbers."""
+        return policy.is_plain_conv(conv) and policy.onednn_eligible(conv)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, act: nn.Module | None = None) -> OneDNNConv2d:
+        """``act(conv(x))`` in this form (``conv``'s weight and bias Parameters).
+
+        Raises:
+            RuntimeError: PyTorch's private oneDNN ops failed their self-test (the reason
+                is in the message); :func:`~mmbackbones.deploy.fuse` then does not ask.
+            ValueError: ``conv`` is not plain and zero-padded, or ``act`` is not one of
+                oneDNN's post-ops (:func:`onednn_post_op`).
+        """
+        probe = onednn.probe()
+        if not probe.ok:
+            raise RuntimeError(
+                f"{cls.__name__} needs PyTorch's private oneDNN ops, which failed their "
+                f'self-test: {probe.reason}'
+            )
+        return super().from_conv(conv, act=act)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -368,7 +325,7 @@ class OneDNNConv2d(_ConvForm):
 
     def _packed(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        stamp = (w.data_ptr(), w._version)
+        stamp = onednn.weight_stamp(w)
         if self._pack_weight != stamp:  # new weights: every packed copy is stale
             self._packs.clear()
             self._pack_weight = stamp
@@ -376,26 +333,20 @@ class OneDNNConv2d(_ConvForm):
         if packed is None:
             if len(self._packs) >= self.MAX_PACKS:
                 del self._packs[next(iter(self._packs))]
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                w.detach().to_mkldnn(),
-                self.padding,
-                self.stride,
-                self.dilation,
-                self.groups,
-                x.shape,
-            )
+            packed = onednn.prepack_weight(w, self._args, x.shape)
             self._packs[x.shape] = packed
         return packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = None
         if self._pointwise and x.dim() == 4 and not torch.onnx.is_in_onnx_export():
-            if x.shape[0] * x.shape[2] * x.shape[3] * self._pointwise < self.POINTWISE_MIN_MACS:
+            macs = x.shape[0] * x.shape[2] * x.shape[3] * self._pointwise
+            if macs < policy.POINTWISE_MIN_MACS:
                 y = _pointwise_gemm(x, self.weight, self.bias)
         if y is None:
             if self._can_pack(x):  # the activation is applied in the call
-                return _onednn_ops().conv(
-                    x, self._packed(x), self.bias, *self._args, *self.post_op, ''
+                return onednn.conv_pointwise(
+                    x, self._packed(x), self.bias, self._args, self.post_op
                 )
             y = super().forward(x)
         return y if self.act is None else self.act(y)
@@ -418,11 +369,10 @@ class OneDNNConv2d(_ConvForm):
             y = super().forward(x)
             y += other
             return act(y)
-        args = (self._packed(x), self.bias, *self._args, 'add', None, *post, '')
-        ops = _onednn_ops()
-        if inplace and other.is_contiguous(memory_format=torch.channels_last):
-            return ops.conv_add_(other, x, *args)
-        return ops.conv_add(x, other, *args)
+        inplace = inplace and other.is_contiguous(memory_format=torch.channels_last)
+        return onednn.conv_pointwise_add(
+            x, other, self._packed(x), self.bias, self._args, post, inplace=inplace
+        )
 
 
 class ResidualDeploy(nn.Module):
@@ -441,7 +391,7 @@ class ResidualDeploy(nn.Module):
         act (nn.Module): The activation after the sum.
 
     Example:
-        >>> from mmbackbones.models.backbones.anynet import ResBottleneckBlock
+        >>> from mmbackbones.models.layers import ResBottleneckBlock
         >>> from mmbackbones.deploy import fuse
         >>> block = fuse(ResBottleneckBlock(16, 32, stride=2, group_w=8))
         >>> type(block).__name__ == 'ResidualDeploy' or not onednn_available()
@@ -460,9 +410,14 @@ class ResidualDeploy(nn.Module):
     @staticmethod
     def accepts(f: nn.Sequential) -> bool:
         """Whether ``f``'s last layer is a lone :class:`OneDNNConv2d` (no activation)."""
-        last = f[-1]
+        last = f[-1] if isinstance(f, nn.Sequential) and len(f) else None
         conv = getattr(last, 'conv', None)
-        return len(last) == 1 and isinstance(conv, OneDNNConv2d) and conv.act is None
+        return (
+            isinstance(conv, OneDNNConv2d)
+            and conv.act is None
+            and isinstance(last, nn.Sequential)
+            and len(last) == 1
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.proj is None else self.proj(x)
