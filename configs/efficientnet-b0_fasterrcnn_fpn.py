@@ -1,25 +1,22 @@
 # EfficientNet-B0 + FPN + Faster R-CNN on COCO (ReXNet paper, COCO transfer: 38.0 box AP
 # val, 21.0M params, 123.0 GFLOPs at 1200x800).
 #
-# The ReXNet paper trains its EfficientNet row like its ReXNet rows, so this is
-# rexnet_fasterrcnn_fpn.py (mmdet's 1x recipe at 1200x800; the paper does not publish its
-# R-CNN schedule) with the backbone swapped.
+# The ReXNet paper trains its EfficientNet row like its ReXNet rows, so the recipe is
+# rexnet_fasterrcnn_fpn.py's: _base_/faster-rcnn_fpn_1x_coco-1200x800.py (mmdet's 1x
+# recipe at 1200x800; the paper does not publish its R-CNN schedule).
 #
 #   python tools/train.py configs/efficientnet-b0_fasterrcnn_fpn.py                 # COCO
 #   python tools/train.py configs/efficientnet-b0_fasterrcnn_fpn.py --builtin-data  # CPU
-_base_ = './rexnet_fasterrcnn_fpn.py'
+_base_ = './_base_/faster-rcnn_fpn_1x_coco-1200x800.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # drop every ReXNet-only key of the base config
         type='mmbackbones.EfficientNet',  # scoped: mmdet has its own EfficientNet
         arch='b0',
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        frozen_stages=1,  # mmdet convention for pretrained backbones: stem + stage 1
         # the family's BN (eps 1e-3, the paper's TF setting); frozen statistics need the
         # eps the weights were trained with: 1e-5 for torchvision's / timm's efficientnet_b0
         norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
-        norm_eval=True,  # 2 images/GPU: keep ImageNet BN statistics
         drop_path_rate=0.2,  # stochastic depth of the ImageNet recipe, kept for fine-tuning
         # ImageNet weights converted with tools/convert_weights.py
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b0_imagenet.pth'),

@@ -1,9 +1,9 @@
 # EfficientNet-B0 + SSDLite 320 on COCO (ReXNet paper, COCO transfer: 23.5 box AP
 # test-dev, 6.2M params, 0.97 GFLOPs at 320x320).
 #
-# The ReXNet paper trains its EfficientNet rows like its ReXNet rows, so this is
-# rexnet_ssdlite.py (recipe: 8 GPUs x 32 images, SGD lr 0.01, SyncBN, mmdet's SSDLite
-# schedule) with the backbone swapped.
+# The ReXNet paper trains its EfficientNet rows like its ReXNet rows, so the recipe is
+# rexnet_ssdlite.py's: _base_/ssdlite_syncbn_8xb32-600e_coco-320.py (8 GPUs x 32 images,
+# SGD lr 0.01, SyncBN, mmdet's SSDLite schedule).
 #
 # Taps: C4 = the expansion conv of the first stride-32 block (672 channels at stride 16),
 # C5 = the final 1x1 head conv (1280 at stride 32), the MobileNetV2/V3 SSDLite convention
@@ -11,21 +11,18 @@
 # and FLOPs to 3%; the last stride-16 block's output gives 4-5% too few FLOPs.
 #
 #   python tools/train.py configs/efficientnet-b0_ssdlite.py --builtin-data  # built-in, CPU
-_base_ = './rexnet_ssdlite.py'
+_base_ = './_base_/ssdlite_syncbn_8xb32-600e_coco-320.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # drop every ReXNet-only key of the base config
         type='mmbackbones.EfficientNet',  # scoped: mmdet has its own EfficientNet
         arch='b0',
         # C4 and C5: tap 3 becomes the first stride-32 block's expansion conv (672@/16),
         # tap 5 is the head 1x1 conv (1280@/32)
         out_indices=(3, 5),
         feature_location='expansion',
-        frozen_stages=-1,  # 32 images/GPU: the whole backbone is fine-tuned
-        # SSDLite's BN (eps 1e-3, momentum 0.03); eps 1e-3 is also EfficientNet's own
-        norm_cfg=dict(type='SyncBN', eps=1e-3, momentum=0.03),
-        norm_eval=False,  # BN statistics are updated (SyncBN over 256 images)
+        # norm_cfg: the recipe's SyncBN (eps 1e-3, momentum 0.03); eps 1e-3 is also
+        # EfficientNet's own
         drop_path_rate=0.2,  # stochastic depth of the ImageNet recipe, kept for fine-tuning
         # ImageNet weights converted with tools/convert_weights.py
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b0_imagenet.pth'),

@@ -6,24 +6,15 @@
 # pooling, the 1x1 head conv (960 at stride 32).
 #
 # Recipe: the paper trains with the TF Object Detection API and publishes no schedule, so
-# the recipe is mmdet's SSDLite recipe (8 GPUs x 24 images, SGD lr 0.015, cosine over 600
-# epochs = 120 x RepeatDataset 5), inherited unchanged; its BN settings (eps 1e-3,
-# momentum 0.03) are the TF API's.
+# the recipe is mmdet's SSDLite recipe, _base_/ssdlite_8xb24-600e_coco-320.py (8 GPUs x 24
+# images, SGD lr 0.015, cosine over 600 epochs, the TF API's BN settings).
 #
 #   python tools/train.py configs/mobilenetv3-large_ssdlite.py                 # COCO
 #   python tools/train.py configs/mobilenetv3-large_ssdlite.py --builtin-data  # built-in, CPU
-_base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
-
-# registers mmbackbones.* classes; fail loudly rather than fall back to a host class
-# mmbackbones.models.heads.ssd_head: mmdet 3.3's SSDHead cannot predict (see that module)
-custom_imports = dict(
-    imports=['mmbackbones.models', 'mmbackbones.models.heads.ssd_head'],
-    allow_failed_imports=False,
-)
+_base_ = './_base_/ssdlite_8xb24-600e_coco-320.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # drop every MobileNetV2-only key of the base config
         type='mmbackbones.MobileNetV3',  # scoped: mmseg has its own MobileNetV3
         arch='large',
         reduced_tail=False,  # the full tail; mobilenetv3-large-rt_ssdlite.py halves it
@@ -31,25 +22,11 @@ model = dict(
         # 1x1 conv before pooling (960@/32)
         out_indices=(3, 5),
         feature_location='expansion',
-        frozen_stages=-1,  # 24 images/GPU: the whole backbone is fine-tuned
-        # SSDLite's BN (TF detection API): eps 1e-3, momentum 0.03 (TF decay 0.97)
-        norm_cfg=dict(type='BN', eps=1e-3, momentum=0.03),
-        norm_eval=False,  # BN statistics are updated
         # ImageNet weights converted with tools/convert_weights.py (torchvision/timm)
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mobilenetv3_large_imagenet.pth'),
     ),
-    neck=dict(
-        # must equal the backbone's out_channels; checked by tools/train.py and
-        # tests/test_configs.py
-        in_channels=(672, 960),
-        # the two taps, then SSDLite's four extra levels (1x1 conv + depthwise 3x3/2)
-        out_channels=(672, 960, 512, 256, 256, 128),
-    ),
-    bbox_head=dict(
-        type='mmbackbones.SSDHead',  # mmdet's SSDHead + the mmdet 3.3 predict fix
-        in_channels=(672, 960, 512, 256, 256, 128),  # = the neck's out_channels
-    ),
+    # in_channels must equal the backbone's out_channels; checked by tools/train.py and
+    # tests/test_configs.py. out_channels: the two taps, then the recipe's four extra levels
+    neck=dict(in_channels=(672, 960), out_channels=(672, 960, 512, 256, 256, 128)),
+    bbox_head=dict(in_channels=(672, 960, 512, 256, 256, 128)),  # = the neck's out_channels
 )
-
-# lr 0.015 is for 8 GPUs x 24 images; scaled linearly for other batch sizes
-auto_scale_lr = dict(enable=True, base_batch_size=192)

@@ -1,12 +1,13 @@
 # RegNetX-3.2GF + FPN + Mask R-CNN on COCO (mmdet model zoo, 1x at 1333x800: 40.3 box AP
 # / 36.6 mask AP val).
 #
-# rexnet_maskrcnn_fpn.py with the backbone swapped (mmdet's 1x recipe at the ReXNet
-# paper's 1200x800 input), plus the two settings of mmdet's RegNet configs below.
+# Recipe: _base_/mask-rcnn_fpn_1x_coco-1200x800.py, as for the ReXNet rows (mmdet's 1x
+# recipe at the ReXNet paper's 1200x800 input), plus the two settings of mmdet's
+# RegNet configs below.
 #
 #   python tools/train.py configs/regnetx-3.2gf_maskrcnn_fpn.py                 # COCO
 #   python tools/train.py configs/regnetx-3.2gf_maskrcnn_fpn.py --builtin-data  # CPU
-_base_ = './rexnet_maskrcnn_fpn.py'
+_base_ = './_base_/mask-rcnn_fpn_1x_coco-1200x800.py'
 
 model = dict(
     # pycls trained the RegNet ImageNet weights on BGR images with this mean/std, so the
@@ -15,13 +16,9 @@ model = dict(
         mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395], bgr_to_rgb=False
     ),
     backbone=dict(
-        _delete_=True,  # drop every ReXNet-only key of the base config
         type='mmbackbones.RegNet',  # scoped: mmdet has its own RegNet
         arch='regnetx_3.2gf',  # w0=88, wa=26.31, wm=2.25, group width 48, depth 25
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        frozen_stages=1,  # mmdet convention for pretrained backbones: stem + stage 1
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,  # 2 images/GPU: keep ImageNet BN statistics
         # pycls ImageNet weights converted with tools/convert_weights.py
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/regnetx_3.2gf_imagenet.pth'),
     ),

@@ -2,22 +2,18 @@
 # val, 60.4M params, 272.4 GFLOPs at 1200x800; mmdet model zoo, 1x at 1333x800: 41.2).
 # The paper's row says "ResNeXt-101"; its 60.4M params are the 32x4d model's.
 #
-# rexnet_fasterrcnn_fpn.py with the backbone swapped: mmdet's 1x recipe at the ReXNet
-# paper's 1200x800 input, so that this row compares with the ReXNet rows.
+# Recipe: _base_/faster-rcnn_fpn_1x_coco-1200x800.py, as for the ReXNet rows: mmdet's 1x
+# recipe at the ReXNet paper's 1200x800 input, so that this row compares with them.
 #
 #   python tools/train.py configs/resnext-101-32x4d_fasterrcnn_fpn.py                 # COCO
 #   python tools/train.py configs/resnext-101-32x4d_fasterrcnn_fpn.py --builtin-data  # CPU
-_base_ = './rexnet_fasterrcnn_fpn.py'
+_base_ = './_base_/faster-rcnn_fpn_1x_coco-1200x800.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # drop every ReXNet-only key of the base config
         type='mmbackbones.ResNeXt',  # scoped: mmdet has its own ResNeXt
         arch='101_32x4d',  # [3, 4, 23, 3] bottlenecks, grouped 3x3 of cardinality x width
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        frozen_stages=1,  # mmdet convention for pretrained backbones: stem + stage 1
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,  # 2 images/GPU: keep ImageNet BN statistics
         # ImageNet weights converted with tools/convert_weights.py (timm/torchvision:
         # RGB input, the base config's ImageNet mean/std)
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnext_101_32x4d_imagenet.pth'),

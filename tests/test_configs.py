@@ -16,6 +16,7 @@ these class counts, which is how the test builds each model:
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import glob
@@ -28,6 +29,8 @@ import pytest
 import torch
 from conftest import REPO, run_tool
 from mmengine.config import Config, ConfigDict
+
+from mmbackbones.utils.nested import walk_config
 
 CONFIG_DIR = osp.join(REPO, 'configs')
 CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
@@ -155,18 +158,245 @@ def test_config_conventions(name: str) -> None:
 
 
 def _walk(node: Any):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield k, v
-            yield from _walk(v)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            yield from _walk(v)
+    """``(key, value)`` of every dict entry of a nested config."""
+    for parent, key, value in walk_config(node):
+        if isinstance(parent, dict):
+            yield key, value
 
 
 def test_every_config_is_checked() -> None:
     assert len(NAMES) >= 25, 'configs/ went missing'
     assert 'rexnet_fasterrcnn_fpn' in NAMES
+
+
+# ------------------------------------------------------------------------- structure
+# Recipes live in configs/_base_/, one file each, and inherit only host configs or each
+# other; a leaf config (configs/{backbone}_{task}.py) holds its backbone and the neck/head
+# channels, and inherits a recipe or a config of its own family, never another family's.
+BASE_DIR = osp.join(CONFIG_DIR, '_base_')
+RECIPES = {  # recipe base -> its _base_
+    'faster-rcnn_fpn_1x_coco-1200x800.py': 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'mask-rcnn_fpn_1x_coco-1200x800.py': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'ssdlite_8xb24-600e_coco-320.py': 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
+    # the ReXNet paper's SSDLite: mmdet's with SyncBN, 8 x 32 images, lr 0.01
+    'ssdlite_syncbn_8xb32-600e_coco-320.py': osp.join(BASE_DIR, 'ssdlite_8xb24-600e_coco-320.py'),
+    'lraspp_4xb4-320k_cityscapes-512x1024.py': 'mmseg::_base_/models/lraspp_m-v3-d8.py',
+}
+FAMILIES = ('rexnet', 'mobilenetv3', 'efficientnet', 'regnetx', 'resnext')
+ALL_FILES = sorted(glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True))
+
+
+def _is_recipe(path: str) -> bool:
+    return osp.basename(osp.dirname(path)) == '_base_'
+
+
+def _family(path: str) -> str | None:
+    """A leaf config's backbone family (its name up to the first '-' or '_'); None for a
+    recipe base."""
+    return None if _is_recipe(path) else re.match(r'[a-z0-9]+', _name(path)).group(0)
+
+
+def _bases(path: str) -> list[str]:
+    """``_base_`` of a config file, read with ``ast`` (nothing is loaded): a string or a
+    list; local entries as normalised paths, ``scope::`` ones as written."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            entries = [value] if isinstance(value, str) else list(value)
+            return [
+                e if '::' in e else osp.normpath(osp.join(osp.dirname(path), e)) for e in entries
+            ]
+    return []
+
+
+def _ancestors(path: str, _seen: tuple[str, ...] = ()) -> list[str]:
+    """Every local config ``path`` inherits, recursively (host configs left out)."""
+    out = []
+    for base in _bases(path):
+        if '::' in base:
+            continue
+        assert osp.isfile(base), f'{path}: _base_ {base} does not exist'
+        assert base not in _seen + (path,), f'{path}: _base_ cycle through {base}'
+        out += [base, *_ancestors(base, _seen + (path,))]
+    return out
+
+
+def _foreign_bases(path: str) -> list[str]:
+    """The configs ``path`` inherits (recursively) that are neither a recipe base nor of
+    its own family; for a recipe base, every non-recipe one."""
+    family = _family(path)
+    return [b for b in _ancestors(path) if _family(b) not in (None, family)]
+
+
+def _block_tables(path: str) -> list[str]:
+    """Block tables in a config: a ``blocks`` key, or a list/tuple of 6-tuples (MobileNetV3
+    rows: kernel, expansion, out, SE, activation, stride)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == 'blocks':
+            found.append(f'line {node.value.lineno}: blocks=')
+        elif isinstance(node, ast.Dict) and any(
+            isinstance(k, ast.Constant) and k.value == 'blocks' for k in node.keys
+        ):
+            found.append(f"line {node.lineno}: 'blocks' key")
+        elif (
+            isinstance(node, (ast.List, ast.Tuple))
+            and node.elts
+            and all(isinstance(e, (ast.List, ast.Tuple)) and len(e.elts) == 6 for e in node.elts)
+        ):
+            found.append(f'line {node.lineno}: a table of {len(node.elts)} 6-tuples')
+    return found
+
+
+def test_recipe_bases() -> None:
+    """configs/_base_/ holds the recipes (and nothing else), each inheriting its host
+    config; every leaf inherits a recipe, and only recipes name host configs."""
+    assert osp.isdir(BASE_DIR)
+    found = {osp.basename(p) for p in ALL_FILES if _is_recipe(p)}
+    assert found == set(RECIPES), f'configs/_base_/: {sorted(found)}'
+    used = set()
+    for path in ALL_FILES:
+        bases = _bases(path)
+        assert bases, f'{path}: no _base_'
+        if _is_recipe(path):
+            assert bases[0] == RECIPES[osp.basename(path)], bases
+            continue
+        assert osp.dirname(path) == CONFIG_DIR, f'{path}: leaf configs are configs/*.py'
+        hosts = [b for b in bases if '::' in b]
+        assert not hosts, f'{path}: names host configs {hosts}; inherit a configs/_base_/ recipe'
+        recipes = [osp.basename(b) for b in _ancestors(path) if _is_recipe(b)]
+        assert recipes, f'{path} inherits no configs/_base_/ recipe'
+        used.update(recipes)
+    assert used == set(RECIPES), f'unused recipes: {sorted(set(RECIPES) - used)}'
+
+
+@pytest.mark.parametrize('path', ALL_FILES, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_no_config_inherits_another_family(path: str) -> None:
+    """A leaf inherits recipes and its own family's configs (a width variant its family's
+    root); a recipe inherits only recipes."""
+    if not _is_recipe(path):
+        assert _family(path) in FAMILIES, f'{path}: add its family to FAMILIES'
+    foreign = [osp.relpath(b, CONFIG_DIR) for b in _foreign_bases(path)]
+    assert not foreign, f'{osp.relpath(path, CONFIG_DIR)} inherits {foreign}'
+
+
+@pytest.mark.parametrize('path', ALL_FILES, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_no_block_tables(path: str) -> None:
+    """Architectures are named (``arch='large'``, ``reduced_tail='segmentation'``), never
+    spelled out as block tables in a config."""
+    assert not _block_tables(path), _block_tables(path)
+
+
+def test_structure_checks_catch_the_old_layout(tmp_path) -> None:
+    """The two checks above on the layout this replaced: a ReXNet leaf as the base of an
+    EfficientNet config, and a MobileNetV3 block table copied into a config."""
+    rexnet = tmp_path / 'rexnet_fasterrcnn_fpn.py'
+    rexnet.write_text("_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
+    variant = tmp_path / 'rexnet-0.9_fasterrcnn_fpn.py'
+    variant.write_text("_base_ = './rexnet_fasterrcnn_fpn.py'\n")
+    effnet = tmp_path / 'efficientnet-b0_fasterrcnn_fpn.py'
+    effnet.write_text("_base_ = ['./rexnet-0.9_fasterrcnn_fpn.py']\n")
+    assert _foreign_bases(str(variant)) == []
+    assert _foreign_bases(str(effnet)) == [str(variant), str(rexnet)]
+    (tmp_path / '_base_').mkdir()
+    recipe = tmp_path / '_base_' / 'recipe.py'
+    recipe.write_text("_base_ = '../rexnet_fasterrcnn_fpn.py'\n")
+    assert _foreign_bases(str(recipe)) == [str(rexnet)]
+
+    table = tmp_path / 'mobilenetv3-large_lraspp_cityscapes.py'
+    table.write_text(
+        'large_seg_blocks = [\n'
+        "    (3, 16, 16, False, 'RE', 1),\n"
+        "    (3, 64, 24, False, 'RE', 2),\n"
+        ']\n'
+        'model = dict(backbone=dict(arch=dict(blocks=large_seg_blocks)))\n'
+    )
+    assert len(_block_tables(str(table))) == 2  # the table and the blocks= key
+    assert _block_tables(osp.join(CONFIG_DIR, 'rexnet_ssdlite.py')) == []
+
+
+# The segmentation tail of the paper's TF code (deeplab's mobilenet_v3_large_seg /
+# mobilenet_v3_small_seg) as literal rows, as configs/mobilenetv3-*_lraspp_cityscapes.py
+# spelled it (with reduced_tail=True halving the rest) before it became
+# MobileNetV3(reduced_tail='segmentation'). Columns: kernel, expansion, out, SE, act, stride.
+LARGE_SEG_BLOCKS = [
+    (3, 16, 16, False, 'RE', 1),
+    (3, 64, 24, False, 'RE', 2),
+    (3, 72, 24, False, 'RE', 1),
+    (5, 72, 40, True, 'RE', 2),
+    (5, 120, 40, True, 'RE', 1),
+    (5, 120, 40, True, 'RE', 1),
+    (3, 240, 80, False, 'HS', 2),
+    (3, 200, 80, False, 'HS', 1),
+    (3, 184, 80, False, 'HS', 1),
+    (3, 184, 80, False, 'HS', 1),
+    (3, 480, 112, True, 'HS', 1),
+    (3, 672, 112, True, 'HS', 1),
+    (5, 336, 160, True, 'HS', 2),  # the first stride-32 block: 672 halved
+    (5, 960, 160, True, 'HS', 1),
+    (5, 960, 160, True, 'HS', 1),
+]
+SMALL_SEG_BLOCKS = [
+    (3, 16, 16, True, 'RE', 2),
+    (3, 72, 24, False, 'RE', 2),
+    (3, 88, 24, False, 'RE', 1),
+    (5, 96, 40, True, 'HS', 2),
+    (5, 240, 40, True, 'HS', 1),
+    (5, 240, 40, True, 'HS', 1),
+    (5, 120, 48, True, 'HS', 1),
+    (5, 144, 48, True, 'HS', 1),
+    (5, 144, 96, True, 'HS', 2),  # the first stride-32 block: 288 halved
+    (5, 576, 96, True, 'HS', 1),
+    (5, 576, 96, True, 'HS', 1),
+]
+SEG_TABLES = {
+    'large': dict(blocks=LARGE_SEG_BLOCKS),
+    'small': dict(blocks=SMALL_SEG_BLOCKS, classifier_channels=1024),
+}
+# params of the LR-ASPP models as built from those tables (19 classes; Table 7: 1.51M / 0.47M)
+LRASPP_PARAMS = {
+    'mobilenetv3-large_lraspp_cityscapes': 1_505_550,
+    'mobilenetv3-small_lraspp_cityscapes': 467_486,
+}
+
+
+def _shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize('arch', sorted(SEG_TABLES))
+def test_segmentation_tail_is_the_paper_table(arch: str) -> None:
+    """``MobileNetV3(arch, reduced_tail='segmentation')`` is the paper's segmentation
+    table (C4 halved too); torchvision's ``reduced_tail=True`` is not."""
+    from mmbackbones.models.backbones.mobilenet_v3 import MobileNetV3
+
+    kw = dict(output_stride=16, out_indices=(2, 5))
+    with torch.device('meta'):
+        option = MobileNetV3(arch, reduced_tail='segmentation', **kw)
+        table = MobileNetV3(SEG_TABLES[arch], reduced_tail=True, **kw)
+        torchvision_tail = MobileNetV3(arch, reduced_tail=True, **kw)
+    assert _shapes(option) == _shapes(table)
+    assert option.out_channels == table.out_channels
+    assert option.classifier_channels == table.classifier_channels
+    assert _shapes(option) != _shapes(torchvision_tail)
+
+
+@pytest.mark.parametrize('name', sorted(LRASPP_PARAMS))
+def test_lraspp_configs_build_the_paper_tables(name: str) -> None:
+    """The MobileNetV3 LR-ASPP configs build the network their block tables built."""
+    cfg = _load(name)
+    assert cfg.model.backbone.reduced_tail == 'segmentation'
+    model = _build(cfg, _model_cfg(cfg), device='meta')
+    assert _count(model) == LRASPP_PARAMS[name]
+    table_cfg = _model_cfg(cfg)
+    table_cfg.backbone.update(arch=SEG_TABLES[cfg.model.backbone.arch], reduced_tail=True)
+    assert _shapes(model) == _shapes(_build(cfg, table_cfg, device='meta'))
 
 
 # ------------------------------------------------------------------------ build and step

@@ -288,9 +288,9 @@ def test_onnx_export_matches_torch_at_two_sizes(tmp_path) -> None:
 @pytest.mark.parametrize('config', [LARGE, SMALL], ids=osp.basename)
 def test_params_match_the_paper(config) -> None:
     """Table 7: 1.51M (Large) and 0.47M (Small); the paper's (TF / deeplab) segmentation
-    tail halves the first stride-32 block's expansion too. torchvision's reduced tail keeps
-    it (it is SSDLite's C4 tap): the same backbone + head with torchvision's table gives
-    exactly torchvision's LR-ASPP count, 1.75M / 0.52M."""
+    tail (``reduced_tail='segmentation'``) halves the first stride-32 block's expansion too.
+    torchvision's reduced tail keeps it (it is SSDLite's C4 tap): the same backbone + head
+    with ``reduced_tail=True`` gives exactly torchvision's LR-ASPP count, 1.75M / 0.52M."""
     from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
     from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
 
@@ -299,11 +299,13 @@ def test_params_match_the_paper(config) -> None:
     assert abs(ours - PAPER_PARAMS[config]) / PAPER_PARAMS[config] < 0.2  # the requirement
     assert abs(ours - PAPER_PARAMS[config]) / PAPER_PARAMS[config] < 0.01  # what we get
 
+    assert cfg.model.backbone.reduced_tail == 'segmentation'
     arch = 'large' if config == LARGE else 'small'
-    _, tv_table = _build(config, {'model.backbone.arch': arch})
+    assert cfg.model.backbone.arch == arch
+    _, tv_tail = _build(config, {'model.backbone.reduced_tail': True})
     tv_fn = mobilenet_v3_large if arch == 'large' else mobilenet_v3_small
     tv = _lraspp_mobilenetv3(tv_fn(dilated=True, reduced_tail=True), 19)
-    assert sum(p.numel() for p in tv_table.parameters()) == sum(p.numel() for p in tv.parameters())
+    assert sum(p.numel() for p in tv_tail.parameters()) == sum(p.numel() for p in tv.parameters())
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
