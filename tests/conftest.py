@@ -1,9 +1,18 @@
-"""Shared fixtures: repo paths, the built-in data generated once per session."""
+"""Shared fixtures (repo paths, the built-in data generated once per session) and the
+guard that turns skipped reference-parity tests into a failed session.
+
+Parity tests import their reference implementation with ``pytest.importorskip`` (timm,
+torchvision, onnxruntime), so a developer without one gets skips. ``make test`` and CI set
+``MMBACKBONES_REQUIRE_REFERENCES=1``: then any test or module skipped because one of those
+packages could not be imported fails the session (exit status 1) with a summary naming
+the tests and the package.
+"""
 
 from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +21,74 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+# ------------------------------------------------------- reference packages required
+REFERENCE_PACKAGES = ('timm', 'torchvision', 'onnxruntime')
+REQUIRE_REFERENCES = 'MMBACKBONES_REQUIRE_REFERENCES'
+# pytest.importorskip's reason: "could not import 'timm.models': No module named 'timm'";
+# an ImportError's: "No module named 'torchvision'"
+_MISSING = re.compile(r"(?:could not import|No module named) '([\w.]+)'")
+
+
+def missing_reference(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+    """The reference package whose failed import skipped ``report`` (a test, or a module
+    with a module-level ``importorskip``), or None."""
+    if not report.skipped or hasattr(report, 'wasxfail'):
+        return None
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    for module in _MISSING.findall(reason):
+        if module.split('.')[0] in REFERENCE_PACKAGES:
+            return module.split('.')[0]
+    return None
+
+
+class ReferenceGuard:
+    """Records what a missing reference package skipped; with
+    ``MMBACKBONES_REQUIRE_REFERENCES=1`` it reports them and fails the session."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[str, str]] = []  # (node id, package)
+        self.required = os.environ.get(REQUIRE_REFERENCES) == '1'
+
+    def _record(self, report: pytest.CollectReport | pytest.TestReport) -> None:
+        package = missing_reference(report)
+        if package is not None:
+            self.skipped.append((report.nodeid, package))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self._record(report)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._record(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.required and self.skipped and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.skipped:
+            return
+        packages = sorted({p for _, p in self.skipped})
+        if self.required:
+            title, markup = f'{REQUIRE_REFERENCES}=1: reference parity not run', {'red': True}
+        else:
+            title, markup = 'reference parity skipped (missing packages)', {'yellow': True}
+        terminalreporter.section(title, sep='=', **markup)
+        for nodeid, package in self.skipped:
+            terminalreporter.line(f'SKIPPED {nodeid}: {package} is not importable')
+        verdict = 'FAILED' if self.required else 'note'
+        terminalreporter.line(
+            f'{verdict}: {len(self.skipped)} test(s)/module(s) skipped because '
+            f'{", ".join(packages)} could not be imported; install the reference packages '
+            f'(tools/bootstrap_env.sh)'
+            + ('' if self.required else f' ({REQUIRE_REFERENCES}=1 makes this an error)'),
+            **markup,
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ReferenceGuard(), 'mmbackbones-reference-guard')
 
 
 @pytest.fixture(scope='session')

@@ -1,16 +1,24 @@
 """EfficientNet against the paper's published figures (REFERENCE.md) and the reference
-implementations (torchvision, timm) with random weights."""
+implementations (torchvision, timm) with random weights. The backbone contract (stages,
+taps, frozen_stages, with_cp, output_stride, the expansion tap, ...) is checked in
+test_contract.py."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
 import torch.nn as nn
-from test_contract import _expected_hw, build
-from test_rexnet import _within_published
+from helpers import (
+    classifier,
+    load_in_order,
+    nparams,
+    randomize_bn,
+    timm_model,
+    torchvision_model,
+    within_published,
+)
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones.complexity import measure
@@ -20,7 +28,6 @@ from mmbackbones.models.backbones.efficientnet import (
     EFFICIENTNET_PRESETS,
     EfficientNet,
     compound_scaling,
-    efficientnet_layout,
     scale_depth,
     scale_width,
 )
@@ -75,37 +82,11 @@ class _OnMeta(nn.Module):
 
 
 def _classifier(arch, device: str = 'meta') -> ImageClassifier:
-    with torch.device(device):
-        return ImageClassifier(dict(type='EfficientNet', arch=arch), num_classes=1000)
+    return classifier('EfficientNet', arch, device=device)
 
 
 def _torchvision(arch: str, device: str = 'meta', **kw) -> nn.Module:
-    tvm = pytest.importorskip('torchvision.models')
-    with torch.device(device):
-        return getattr(tvm, f'efficientnet_{arch}')(weights=None, **kw)
-
-
-def _nparams(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def _load_by_order(dst: nn.Module, src: nn.Module) -> None:
-    """Copy ``src``'s state into ``dst`` entry by entry (same architecture, other names)."""
-    d, s = dst.state_dict(), src.state_dict()
-    assert len(d) == len(s)
-    for (kd, vd), (ks, vs) in zip(d.items(), s.items()):
-        assert vd.shape == vs.shape, (kd, ks)
-    dst.load_state_dict(dict(zip(d, s.values())))
-
-
-def _randomize_bn(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return torchvision_model(f'efficientnet_{arch}', device=device, **kw)
 
 
 # ----------------------------------------------------------- published complexity
@@ -115,21 +96,21 @@ def test_published_params_and_flops(arch: str) -> None:
     r = PUBLISHED_SCALING[arch][2]
     cx = measure(_OnMeta(_classifier(arch)), (r, r))
     params, flops = PUBLISHED[arch]
-    assert _within_published(cx.params, params), (arch, cx.params, params)
+    assert within_published(cx.params, params), (arch, cx.params, params)
     if arch in FLOPS_OFF_PAPER:
         # documented deviation (see FLOPS_OFF_PAPER): fails if the count moves or starts
         # matching the paper, so that the note can never go stale
-        assert not _within_published(cx.flops, flops), (arch, cx.flops, flops)
+        assert not within_published(cx.flops, flops), (arch, cx.flops, flops)
         assert abs(cx.flops / (float(flops[:-1]) * 1e9) - 1) < 0.05, (arch, cx.flops)
     else:
-        assert _within_published(cx.flops, flops), (arch, r, cx.flops, flops)
+        assert within_published(cx.flops, flops), (arch, r, cx.flops, flops)
 
 
 def test_exact_published_params_and_pycls_b0() -> None:
     b0 = _classifier('b0', device='cpu')
     cx = measure(b0, (224, 224))
     assert cx.params == 5_288_548 == PYCLS_B0['params']
-    assert _nparams(_classifier('b7')) == 66_347_960
+    assert nparams(_classifier('b7')) == 66_347_960
     # pycls counts each bias as one FLOP more; we count multiply-adds of weights only
     biases = sum(
         m.bias.numel()
@@ -181,10 +162,10 @@ def _torchvision_taps(model: nn.Module) -> list[tuple[int, int]]:
 def test_complexity_equals_torchvision(arch: str) -> None:
     tv = _torchvision(arch)
     ours = _classifier(arch)
-    assert _nparams(ours) == _nparams(tv)
+    assert nparams(ours) == nparams(tv)
     with torch.device('meta'):
         trunk = EfficientNet(arch, out_indices=(5,))
-    assert _nparams(trunk) == _nparams(tv.features)
+    assert nparams(trunk) == nparams(tv.features)
     assert measure(_OnMeta(ours), (96, 128)).flops == measure(_OnMeta(tv), (96, 128)).flops
     got = [(f['num_chs'], f['reduction']) for f in trunk.feature_info]
     assert got == _torchvision_taps(tv)
@@ -194,33 +175,31 @@ def test_complexity_equals_torchvision(arch: str) -> None:
 def test_numerical_parity_with_torchvision_b0() -> None:
     torch.manual_seed(0)
     tv = _torchvision('b0', device='cpu').eval()
-    _randomize_bn(tv)
+    randomize_bn(tv)
     # torchvision's B0-B4 use PyTorch's default BN eps 1e-5 (B5-B7: 1e-3, the paper's)
     ours = ImageClassifier(
         dict(type='EfficientNet', arch='b0', norm_cfg=dict(type='BN', eps=1e-5))
     ).eval()
-    _load_by_order(ours, tv)
+    load_in_order(ours, tv)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), tv(x), rtol=1e-4, atol=1e-4)
 
 
 def test_parity_with_timm_b0() -> None:
-    timm = pytest.importorskip('timm')
-    ref = timm.create_model('efficientnet_b0', pretrained=False, features_only=True).eval()
+    ref = timm_model('efficientnet_b0', features_only=True).eval()
     ours = EfficientNet(
         'b0', out_indices=(0, 1, 2, 3, 4), norm_cfg=dict(type='BN', eps=1e-5)
     ).eval()
     assert ours.out_channels == ref.feature_info.channels()
     assert ours.out_strides == ref.feature_info.reduction()
-    _randomize_bn(ref)
-    _load_by_order(ours, ref)
+    randomize_bn(ref)
+    load_in_order(ours, ref)
     x = torch.randn(2, 3, 32, 64)
     with torch.no_grad():
         for a, b in zip(ours(x), ref(x)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    full = timm.create_model('efficientnet_b0', pretrained=False)
-    assert _nparams(full) == _nparams(_classifier('b0'))
+    assert nparams(timm_model('efficientnet_b0', device='meta')) == nparams(_classifier('b0'))
 
 
 # ------------------------------------------------------------- compound scaling
@@ -267,7 +246,8 @@ def test_round_filters_and_repeats() -> None:
     ],
 )
 def test_layout_of_presets(arch: str, stem: int, blocks: int, head: int) -> None:
-    s, bl, h = efficientnet_layout(EfficientNet.resolve_scaled_arch(arch))
+    specs = EfficientNet.layout(arch)
+    s, bl, h = specs[0].out_channels, specs[1:-1], specs[-1].out_channels
     assert (s, len(bl), h) == (stem, blocks, head)
 
 
@@ -280,7 +260,7 @@ def test_compound_coefficient() -> None:
     growth = s3['depth'] * s3['width'] ** 2 * (s3['resolution'] / s0['resolution']) ** 2
     assert 2**3 * 0.85 < growth < 2**3 * 1.0
     # phi=1 is exactly B2's (width, depth)
-    assert _nparams(_classifier(dict(phi=1))) == _nparams(_classifier('b2'))
+    assert nparams(_classifier(dict(phi=1))) == nparams(_classifier('b2'))
 
 
 @pytest.mark.parametrize('arch', ARCHS[1:])
@@ -293,11 +273,11 @@ def test_phi_reproduces_published_pairs(arch: str) -> None:
     phi = (lb * math.log(w) + la * math.log(d)) / (lb**2 + la**2)
     s = compound_scaling(phi)
     assert abs(s['width'] / w - 1) < 0.08 and abs(s['depth'] / d - 1) < 0.08
-    a = EfficientNet.resolve_scaled_arch(dict(phi=phi))
+    a = EfficientNet.resolve_arch(dict(phi=phi))
     assert (a['width'], a['depth'], a['resolution']) == (s['width'], s['depth'], s['resolution'])
     # compound scaling orders the models like the published table
     prev = ARCHS[ARCHS.index(arch) - 1]
-    assert _nparams(_classifier(dict(phi=phi))) > 0.8 * _nparams(_classifier(prev))
+    assert nparams(_classifier(dict(phi=phi))) > 0.8 * nparams(_classifier(prev))
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -339,7 +319,7 @@ def test_block_structure() -> None:
 
 def test_classifier_dropout() -> None:
     for arch in ARCHS:
-        assert EfficientNet.resolve_scaled_arch(arch)['dropout'] == PUBLISHED_SCALING[arch][3]
+        assert EfficientNet.resolve_arch(arch)['dropout'] == PUBLISHED_SCALING[arch][3]
     with torch.device('meta'):
         head = EfficientNet('b7', out_indices=(5,)).make_classifier(10)
     assert [x.p for x in head if isinstance(x, nn.Dropout)] == [0.5]
@@ -348,7 +328,7 @@ def test_classifier_dropout() -> None:
     assert clf(torch.rand(2, 3, 32, 32)).shape == (2, 7)
 
 
-# ------------------------------------------------------------------- contract
+# --------------------------------------------------------- taps and arguments
 def test_taps_b0() -> None:
     m = EfficientNet('b0', out_indices=tuple(range(6)))
     assert [(f['num_chs'], f['reduction']) for f in m.feature_info] == [
@@ -365,143 +345,6 @@ def test_taps_b0() -> None:
     assert EfficientNet('b3', out_indices=(2, 3, 4)).out_channels == [48, 136, 384]
 
 
-def test_every_tap_shape() -> None:
-    # one preset suffices here: every preset's feature_info equals torchvision's above
-    model = build('EfficientNet', 'b0', out_indices=tuple(range(6))).eval()
-    for h, w in ((224, 224), (96, 128)):
-        with torch.no_grad():
-            outs = model(torch.rand(1, 3, h, w))
-        assert isinstance(outs, tuple) and len(outs) == 6
-        for out, info in zip(outs, model.feature_info):
-            assert out.shape[1] == info['num_chs']
-            assert out.shape[2:] == (
-                _expected_hw(h, info['reduction']),
-                _expected_hw(w, info['reduction']),
-            )
-    for i in range(6):
-        with torch.device('meta'):
-            m = build('EfficientNet', 'b0', out_indices=(i,))
-        assert m.out_channels == [model.feature_info[i]['num_chs']]
-
-
-def test_only_needed_layers_are_built() -> None:
-    shallow = build('EfficientNet', 'b0', out_indices=(0,))
-    deep = build('EfficientNet', 'b0', out_indices=(4,))
-    with_head = build('EfficientNet', 'b0', out_indices=(5,))
-    assert _nparams(shallow) < _nparams(deep) < _nparams(with_head)
-    assert not hasattr(deep.layers, 'head') and len(shallow.layers) == 2
-    deep.train()
-    sum(o.sum() for o in deep(torch.rand(2, 3, 32, 32))).backward()
-    assert all(p.grad is not None for p in deep.parameters())
-
-
-@pytest.mark.parametrize('k', [3, 7])
-def test_frozen_stages(k: int) -> None:
-    model = build('EfficientNet', 'b0', frozen_stages=k, out_indices=(5,))
-    assert model.num_stages == 7
-    model.train()
-    frozen = [layer for layer, s in zip(model.layers, model._layer_stage) if s <= k]
-    live = [layer for layer, s in zip(model.layers, model._layer_stage) if s > k]
-    assert frozen and (live or k == 7)
-    for layer in frozen:
-        assert not layer.training and all(not p.requires_grad for p in layer.parameters())
-    for layer in live:
-        assert layer.training and all(p.requires_grad for p in layer.parameters())
-    before = copy.deepcopy(
-        [
-            (m.running_mean, m.running_var, m.weight)
-            for layer in frozen
-            for m in layer.modules()
-            if isinstance(m, _BatchNorm)
-        ]
-    )
-    params = [p for p in model.parameters() if p.requires_grad]
-    if params:
-        opt = torch.optim.SGD(params, lr=0.1)
-        sum(o.mean() for o in model(torch.rand(2, 3, 32, 32))).backward()
-        opt.step()
-    after = [
-        (m.running_mean, m.running_var, m.weight)
-        for layer in frozen
-        for m in layer.modules()
-        if isinstance(m, _BatchNorm)
-    ]
-    for b, a in zip(before, after):
-        for x, y in zip(b, a):
-            torch.testing.assert_close(x, y)
-
-
-def test_norm_eval() -> None:
-    model = build('EfficientNet', 'b0', norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    assert bns and all(not m.training for m in bns)
-    stats = [m.running_var.clone() for m in bns]
-    model(torch.rand(2, 3, 32, 32))
-    for m, s in zip(bns, stats):
-        torch.testing.assert_close(m.running_var, s)
-    model = build('EfficientNet', 'b0').train()
-    assert all(m.training for m in model.modules() if isinstance(m, _BatchNorm))
-
-
-def test_with_cp_matches_plain() -> None:
-    torch.manual_seed(0)
-    plain = build('EfficientNet', 'b0', out_indices=(1, 3), drop_path_rate=0.0)
-    ckpt = build('EfficientNet', 'b0', out_indices=(1, 3), drop_path_rate=0.0, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.rand(2, 3, 32, 32, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_(True)
-    out_a, out_b = plain(x), ckpt(x2)
-    for a, b in zip(out_a, out_b):
-        torch.testing.assert_close(a, b)
-    sum(o.sum() for o in out_a).backward()
-    sum(o.sum() for o in out_b).backward()
-    torch.testing.assert_close(x.grad, x2.grad)
-    for (n, pa), (_, pb) in zip(plain.named_parameters(), ckpt.named_parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=n)
-
-
-@pytest.mark.parametrize('output_stride', [8, 16])
-def test_output_stride(output_stride: int) -> None:
-    model = build(
-        'EfficientNet', 'b0', output_stride=output_stride, out_indices=tuple(range(6))
-    ).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(1, 3, 64, 64))
-    assert model.out_strides == [2, 4, 8, min(16, output_stride), output_stride, output_stride]
-    assert [o.shape[-1] for o in outs] == [64 // s for s in model.out_strides]
-    ref = build('EfficientNet', 'b0', out_indices=tuple(range(6)))
-    assert model.out_channels == ref.out_channels
-    assert _nparams(model) == _nparams(ref)
-    # the later stride-2 depthwise convs became dilated stride-1 convs
-    last = model.layers.b15.dw.conv
-    assert last.stride == (1, 1) and last.dilation == (32 // output_stride,) * 2
-
-
-def test_feature_location_expansion() -> None:
-    # the stride-16 tap becomes the expansion conv of the first stride-32 block
-    # (block 11: input 112 channels, expansion 6 -> 672), an explicit split layer
-    m = EfficientNet('b0', feature_location='expansion', out_indices=(3, 4)).eval()
-    assert m.out_channels == [672, 320] and m.out_strides == [16, 32]
-    assert m.feature_info[3]['module'] == 'layers.b11_expand'
-    ref = EfficientNet('b0', out_indices=(4,)).eval()
-    m.load_state_dict(
-        {k.replace('b11.expand', 'b11_expand'): v for k, v in ref.state_dict().items()}
-    )
-    x = torch.rand(2, 3, 32, 32)
-    with torch.no_grad():
-        expand_out, last = m(x)
-        torch.testing.assert_close(last, ref(x)[0])
-        stem_to_b10 = x
-        for name, layer in ref.layers.named_children():
-            if name == 'b11':
-                break
-            stem_to_b10 = layer(stem_to_b10)
-        torch.testing.assert_close(expand_out, ref.layers.b11.expand(stem_to_b10))
-    # and with output_stride 16 the split still happens at the first stride-32 block
-    m16 = EfficientNet('b0', feature_location='expansion', output_stride=16, out_indices=(3, 4))
-    assert m16.out_channels == [672, 320] and m16.out_strides == [16, 16]
-
-
 @pytest.mark.parametrize(
     'kwargs,match',
     [
@@ -510,12 +353,6 @@ def test_feature_location_expansion() -> None:
         (dict(arch=dict(phi=1, width=1.1)), 'gives phi and'),
         (dict(arch=dict(width=0)), 'must be positive'),
         (dict(arch=dict(stages=[(6, 3, 2, 24)])), 'rows'),
-        (dict(out_indices=(6,)), r'each index must be in \[-6, 5\]: 0: 16ch@/2'),
-        (dict(out_indices=(2, 2)), 'unique'),
-        (dict(frozen_stages=8), r'frozen_stages must be an int in \[-1, 7\]'),
-        (dict(frozen_stages=-2), 'frozen_stages'),
-        (dict(output_stride=4), 'output_stride must be one of'),
-        (dict(feature_location='neck'), 'feature_location must be one of'),
         (dict(drop_path_rate=1.0), 'drop_path_rate'),
     ],
 )
@@ -524,7 +361,6 @@ def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
         EfficientNet(**kwargs)
 
 
-def test_registered_under_scope() -> None:
-    assert MODELS.get('mmbackbones.EfficientNet') is EfficientNet
+def test_builds_from_a_config_with_phi() -> None:
     m = MODELS.build(dict(type='mmbackbones.EfficientNet', arch=dict(phi=0.5)))
     assert len(m.feature_info) == 6

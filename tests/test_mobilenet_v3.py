@@ -1,19 +1,19 @@
 """MobileNetV3 against the published figures and the reference implementations
-(torchvision and timm, instantiated with random weights), plus the backbone contract."""
+(torchvision and timm, instantiated with random weights). The backbone contract (stages,
+taps, frozen_stages, with_cp, output_stride, ...) is checked in test_contract.py."""
 
 from __future__ import annotations
 
 import pytest
-import test_contract as contract
 import torch
 import torch.nn as nn
-from test_contract import _expected_hw, build
-from torch.nn.modules.batchnorm import _BatchNorm
+from helpers import load_in_order, nparams, randomize_bn, timm_model, torchvision_model
 
 from mmbackbones.complexity import measure
-from mmbackbones.models.backbones.mobilenet_v3 import _LARGE, _SMALL, MobileNetV3
+from mmbackbones.models.backbones.mobilenet_v3 import LARGE_BLOCKS as _LARGE
+from mmbackbones.models.backbones.mobilenet_v3 import SMALL_BLOCKS as _SMALL
+from mmbackbones.models.backbones.mobilenet_v3 import MobileNetV3
 from mmbackbones.models.classifier import ImageClassifier
-from mmbackbones.registry import MODELS
 
 tv_models = pytest.importorskip('torchvision.models')
 
@@ -29,35 +29,8 @@ PUBLISHED = {
 TV = {'large': 'mobilenet_v3_large', 'small': 'mobilenet_v3_small'}
 
 
-def nparams(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def torchvision_model(arch: str, **kw) -> nn.Module:
-    return getattr(tv_models, TV[arch])(weights=None, **kw)
-
-
-def randomize_bn(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics and affine parameters, so eval-mode parity means something."""
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    return model
-
-
-def load_in_order(ours: nn.Module, ref: nn.Module) -> None:
-    """Copy ``ref``'s state into ``ours`` entry by entry; the layer order and every shape
-    must agree, which is itself a structural parity check."""
-    mine, theirs = ours.state_dict(), ref.state_dict()
-    assert len(mine) == len(theirs)
-    for (k, a), (k_ref, b) in zip(mine.items(), theirs.items()):
-        assert a.shape == b.shape, (k, k_ref, a.shape, b.shape)
-    ours.load_state_dict(dict(zip(mine, theirs.values())))
+def tv_mobilenet_v3(arch: str, **kw) -> nn.Module:
+    return torchvision_model(TV[arch], **kw)
 
 
 # ----------------------------------------------------------------------- complexity
@@ -78,7 +51,7 @@ def test_published_params_and_flops(arch: str, width: float, rule: str) -> None:
      ('small', 1.0, True), ('large', 0.75, False), ('small', 0.75, True)],
 )  # fmt: skip
 def test_complexity_equals_torchvision(arch: str, width: float, reduced_tail: bool) -> None:
-    ref = torchvision_model(arch, width_mult=width, reduced_tail=reduced_tail)
+    ref = tv_mobilenet_v3(arch, width_mult=width, reduced_tail=reduced_tail)
     ours = ImageClassifier(
         dict(type='MobileNetV3', arch=arch, widen_factor=width, reduced_tail=reduced_tail)
     )
@@ -94,23 +67,21 @@ def test_complexity_equals_torchvision(arch: str, width: float, reduced_tail: bo
              'mobilenetv3_small_075', 'mobilenetv3_small_100'],
 )  # fmt: skip
 def test_complexity_equals_timm_with_timm_rule(name: str) -> None:
-    timm = pytest.importorskip('timm')
     _, arch, width = name.split('_')
     ours = ImageClassifier(
         dict(type='MobileNetV3', arch=arch, widen_factor=int(width) / 100, width_rule='timm')
     )
-    a, b = measure(ours), measure(timm.create_model(name, pretrained=False))
+    a, b = measure(ours), measure(timm_model(name))
     assert (a.params, a.flops) == (b.params, b.flops)
 
 
 def test_custom_arch_dict_minimalistic_matches_timm() -> None:
     # "MobileNetV3-Large minimalistic" (TF-slim / timm): no SE, 3x3 kernels, ReLU only.
-    timm = pytest.importorskip('timm')
     rows = [(3, exp, out, False, 'RE', s) for _, exp, out, _, _, s in _LARGE]
     ours = ImageClassifier(
         dict(type='MobileNetV3', arch=dict(blocks=rows), act_cfg=dict(type='ReLU'))
     )
-    ref = timm.create_model('tf_mobilenetv3_large_minimal_100', pretrained=False)
+    ref = timm_model('tf_mobilenetv3_large_minimal_100')
     a, b = measure(ours), measure(ref)
     assert (a.params, a.flops) == (b.params, b.flops)
     assert not any(isinstance(m, (nn.Hardswish, nn.Hardsigmoid)) for m in ours.modules())
@@ -120,7 +91,7 @@ def test_custom_arch_dict_minimalistic_matches_timm() -> None:
 @pytest.mark.parametrize('arch', ['large', 'small'])
 @pytest.mark.parametrize('width,reduced_tail', [(1.0, False), (1.0, True), (0.75, False)])
 def test_trunk_params_equal_torchvision(arch: str, width: float, reduced_tail: bool) -> None:
-    ref = torchvision_model(arch, width_mult=width, reduced_tail=reduced_tail).features
+    ref = tv_mobilenet_v3(arch, width_mult=width, reduced_tail=reduced_tail).features
     kw = dict(widen_factor=width, reduced_tail=reduced_tail)
     full = MobileNetV3(arch, out_indices=(0, 1, 2, 3, 4, 5), **kw)
     no_head = MobileNetV3(arch, out_indices=(4,), **kw)
@@ -136,7 +107,7 @@ def test_trunk_params_equal_torchvision(arch: str, width: float, reduced_tail: b
 )  # fmt: skip
 def test_numerical_parity_with_torchvision(arch: str, reduced_tail: bool, dilated: bool) -> None:
     # torchvision's `dilated=True` (LR-ASPP) is our output_stride=16.
-    ref = randomize_bn(torchvision_model(arch, reduced_tail=reduced_tail, dilated=dilated))
+    ref = randomize_bn(tv_mobilenet_v3(arch, reduced_tail=reduced_tail, dilated=dilated))
     ours = ImageClassifier(
         dict(
             type='MobileNetV3',
@@ -168,7 +139,7 @@ def test_feature_location_expansion(
     assert ours.out_strides == [16, 32, 32]
     assert ours.out_channels[0] == c4_channels
     assert ours.feature_info[3]['module'] == f'layers.b{c4_block - 1}_expand'
-    ref = randomize_bn(torchvision_model(arch, reduced_tail=reduced_tail)).features
+    ref = randomize_bn(tv_mobilenet_v3(arch, reduced_tail=reduced_tail)).features
     assert ref[c4_block].block[0].out_channels == c4_channels
     load_in_order(ours, ref)  # the split changes no parameter and no order
     ours.eval()
@@ -185,8 +156,7 @@ def test_feature_location_expansion(
 @pytest.mark.parametrize('arch', ['large', 'small'])
 def test_taps_match_timm(arch: str) -> None:
     # timm's features_only taps are strides 2-32 with the head conv as the stride-32 one.
-    timm = pytest.importorskip('timm')
-    ref = timm.create_model(f'mobilenetv3_{arch}_100', pretrained=False, features_only=True)
+    ref = timm_model(f'mobilenetv3_{arch}_100', features_only=True)
     ours = MobileNetV3(arch, out_indices=(0, 1, 2, 3, 5))
     assert ours.out_channels == ref.feature_info.channels()
     assert ours.out_strides == ref.feature_info.reduction()
@@ -203,10 +173,9 @@ def test_taps_match_timm(arch: str) -> None:
 
 
 def test_expansion_tap_matches_timm_channels() -> None:
-    timm = pytest.importorskip('timm')
-    ref = timm.create_model(
-        'mobilenetv3_large_100', pretrained=False, features_only=True,
-        feature_location='expansion', out_indices=(3,),
+    ref = timm_model(
+        'mobilenetv3_large_100', features_only=True, feature_location='expansion',
+        out_indices=(3,),
     )  # fmt: skip
     ours = MobileNetV3('large', feature_location='expansion', out_indices=(3,))
     assert ours.out_channels == ref.feature_info.channels() == [672]
@@ -214,8 +183,7 @@ def test_expansion_tap_matches_timm_channels() -> None:
 
 
 def test_width_075_taps_match_timm() -> None:
-    timm = pytest.importorskip('timm')
-    ref = timm.create_model('mobilenetv3_large_075', pretrained=False, features_only=True)
+    ref = timm_model('mobilenetv3_large_075', features_only=True)
     ours = MobileNetV3('large', widen_factor=0.75, width_rule='timm', out_indices=(0, 1, 2, 3, 5))
     assert ours.out_channels == ref.feature_info.channels()
     assert nparams(ours) == nparams(ref)
@@ -263,115 +231,6 @@ def test_taps_and_defaults() -> None:
     assert (bn.eps, bn.momentum) == (1e-3, 0.01)
 
 
-def test_registered_under_scope() -> None:
-    assert MODELS.get('mmbackbones.MobileNetV3') is MobileNetV3
-
-
-# --------------------------------------------------------------------- the contract
-SHAPE_CASES = [
-    ('large', {}),
-    ('small', {}),
-    ('large', dict(feature_location='expansion', reduced_tail=True)),
-    ('small', dict(feature_location='expansion', widen_factor=0.75)),
-    ('large', dict(widen_factor=0.5, width_rule='timm')),
-    ('small', dict(reduced_tail=True, output_stride=16, feature_location='expansion')),
-]
-
-
-@pytest.mark.parametrize('arch,kw', SHAPE_CASES)
-def test_every_tap_matches_feature_info(arch: str, kw: dict) -> None:
-    n = len(MobileNetV3(arch, out_indices=(0,), **kw).feature_info)
-    model = build('MobileNetV3', arch, out_indices=tuple(range(n)), **kw).eval()
-    sizes = ((224, 224), (96, 128)) if not kw else ((96, 128),)  # variants: the odd size
-    for h, w in sizes:
-        with torch.no_grad():
-            outs = model(torch.rand(1, 3, h, w))
-        assert isinstance(outs, tuple) and len(outs) == n
-        for out, info in zip(outs, model.feature_info):
-            assert out.shape[1] == info['num_chs']
-            assert out.shape[2:] == (
-                _expected_hw(h, info['reduction']),
-                _expected_hw(w, info['reduction']),
-            )
-    for i in range(n):
-        m = MobileNetV3(arch, out_indices=(i,), **kw)
-        assert m.out_channels == [m.feature_info[i]['num_chs']]
-
-
-@pytest.mark.parametrize(
-    'arch,stages',
-    [
-        # stem | b0 | b1-b2 (/4) | b3-b5 (/8) | b6-b11 (/16) | b12-b14 + head (/32)
-        ('large', [0, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5]),
-        # stem | b0 (/4) | b1-b2 (/8) | b3-b7 (/16) | b8-b10 + head (/32)
-        ('small', [0, 1, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4]),
-    ],
-)
-def test_stages(arch: str, stages: list[int]) -> None:
-    m = MobileNetV3(arch, out_indices=(-1,))
-    assert m._layer_stage == stages
-    assert m.num_stages == stages[-1]
-
-
-@pytest.mark.parametrize('arch', ['large', 'small'])
-@pytest.mark.parametrize(
-    'check',
-    [
-        contract.test_only_needed_layers_are_built,
-        contract.test_frozen_stages,
-        contract.test_norm_eval,
-        contract.test_with_cp_matches_plain,
-    ],
-    ids=['only_needed_layers', 'frozen_stages', 'norm_eval', 'with_cp'],
-)
-def test_contract(check, arch: str) -> None:
-    check('MobileNetV3', arch)
-
-
-def test_frozen_stem_and_first_stage_with_expansion_split() -> None:
-    model = MobileNetV3('large', frozen_stages=1, feature_location='expansion', out_indices=(3,))
-    model.train()
-    assert not model.layers.stem.training and not model.layers.b0.training
-    assert all(not p.requires_grad for p in model.layers.b0.parameters())
-    assert model.layers.b1.training and model.layers.b12_expand.training
-    assert all(p.requires_grad for p in model.layers.b12_expand.parameters())
-
-
-@pytest.mark.parametrize('arch', ['large', 'small'])
-@pytest.mark.parametrize('output_stride', [8, 16])
-def test_output_stride(arch: str, output_stride: int) -> None:
-    contract.test_output_stride('MobileNetV3', arch, output_stride)
-    # with the expansion split the C4 tap keeps its stride and channels
-    m = MobileNetV3(
-        arch, output_stride=output_stride, feature_location='expansion', out_indices=(2, 3, 5)
-    ).eval()
-    with torch.no_grad():
-        outs = m(torch.rand(1, 3, 128, 128))
-    assert m.out_strides == [8, min(16, output_stride), output_stride]
-    assert [o.shape[-1] for o in outs] == [128 // s for s in m.out_strides]
-    # dilation replaces stride but keeps the function: residuals exactly where OS 32 has them
-    # (reduced-tail Small's first stride-32 block maps 48 -> 48 channels: no residual)
-    for kw in ({}, dict(reduced_tail=True)):
-        dilated = MobileNetV3(arch, output_stride=output_stride, out_indices=(4,), **kw)
-        plain = MobileNetV3(arch, out_indices=(4,), **kw)
-        assert [b.shortcut for b in dilated.layers[1:]] == [b.shortcut for b in plain.layers[1:]]
-
-
-def test_with_cp_expansion_split_matches_plain() -> None:
-    torch.manual_seed(0)
-    kw = dict(feature_location='expansion', out_indices=(3, 5))
-    plain, ckpt = MobileNetV3('small', **kw), MobileNetV3('small', with_cp=True, **kw)
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.rand(2, 3, 64, 64, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_(True)
-    outs_a, outs_b = plain(x), ckpt(x2)
-    for a, b in zip(outs_a, outs_b):
-        torch.testing.assert_close(a, b)
-    sum(o.sum() for o in outs_a).backward()
-    sum(o.sum() for o in outs_b).backward()
-    torch.testing.assert_close(x.grad, x2.grad)
-
-
 @pytest.mark.parametrize(
     'kwargs,match',
     [
@@ -380,15 +239,8 @@ def test_with_cp_expansion_split_matches_plain() -> None:
         (dict(arch=dict(blocks=[(3, 16, 16, False, 'SW', 1)])), "'RE'\\|'HS'"),
         (dict(arch=dict(blocks=[])), 'empty'),
         (dict(arch=dict(blocks=_LARGE[:6]), reduced_tail=True), 'stride-32'),
-        (dict(out_indices=(6,)), r'each index must be in \[-6, 5\]: 0: 16ch@/2 \(layers.b0\)'),
-        (dict(out_indices=(1, -5)), 'unique'),
-        (dict(frozen_stages=6), r'frozen_stages must be an int in \[-1, 5\]'),
-        (dict(arch='small', frozen_stages=5), r'frozen_stages must be an int in \[-1, 4\]'),
-        (dict(frozen_stages=-2), 'frozen_stages'),
         (dict(widen_factor=0), 'widen_factor must be > 0'),
         (dict(width_rule='tf'), r"width_rule must be one of \('torchvision', 'timm'\)"),
-        (dict(output_stride=4), r'output_stride must be one of \(8, 16, 32\)'),
-        (dict(feature_location='neck'), 'feature_location must be one of'),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict, match: str) -> None:

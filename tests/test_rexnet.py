@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import classifier, nparams, timm_model, within_published
 
 from mmbackbones.complexity import measure
-from mmbackbones.models import ImageClassifier, ReXNet
+from mmbackbones.models import ReXNet
 
 # ReXNet paper / clovaai README, ImageNet 224x224 with the classifier (REFERENCE.md):
 # arch: (params, multiply-adds), as published (2-3 significant digits).
@@ -24,32 +25,19 @@ PUBLISHED = {
 }
 
 
-def _within_published(ours: float, published: str) -> bool:
-    """Within 1% of a published figure such as '4.8M' or '0.40B', or within its printed
-    rounding (half a unit of the last printed digit: '16M' covers 15.5-16.5M), whichever
-    is looser."""
-    number, unit = published[:-1], published[-1]
-    scale = {'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9}[unit]
-    decimals = len(number.split('.')[1]) if '.' in number else 0
-    value = float(number) * scale
-    half_unit = 0.5 * 10 ** (-decimals) * scale
-    return abs(ours - value) <= max(0.01 * value, half_unit)
-
-
 @pytest.mark.parametrize('arch', sorted(PUBLISHED))
 def test_published_params_and_flops(arch: str) -> None:
-    model = ImageClassifier(dict(type='ReXNet', arch=arch), num_classes=1000)
-    cx = measure(model, (224, 224))
+    cx = measure(classifier('ReXNet', arch), (224, 224))
     params, flops = PUBLISHED[arch]
-    assert _within_published(cx.params, params), (arch, cx.params, params)
-    assert _within_published(cx.flops, flops), (arch, cx.flops, flops)
+    assert within_published(cx.params, params), (arch, cx.params, params)
+    assert within_published(cx.flops, flops), (arch, cx.flops, flops)
 
 
 def test_within_published_rule() -> None:
-    assert _within_published(16.4e6, '16M') and not _within_published(16.6e6, '16M')
-    assert _within_published(4.84e6, '4.8M') and not _within_published(4.86e6, '4.8M')
-    assert _within_published(0.403e9, '0.40B') and not _within_published(0.41e9, '0.40B')
-    assert _within_published(5.33e6, '5.3M') and not _within_published(5.36e6, '5.3M')
+    assert within_published(16.4e6, '16M') and not within_published(16.6e6, '16M')
+    assert within_published(4.84e6, '4.8M') and not within_published(4.86e6, '4.8M')
+    assert within_published(0.403e9, '0.40B') and not within_published(0.41e9, '0.40B')
+    assert within_published(5.33e6, '5.3M') and not within_published(5.36e6, '5.3M')
 
 
 def test_taps_x10_match_paper() -> None:
@@ -81,14 +69,25 @@ def test_block_structure_matches_authors() -> None:
     assert m.layers.b2.shortcut == 'partial' and b1.shortcut == 'none'
 
 
-def test_partial_residual_hand_computed() -> None:
-    m = ReXNet('1.0', out_indices=(1,)).eval()
-    blk = m.layers.b2  # 27 -> 38 channels, stride 1
-    x = torch.randn(1, 27, 8, 8)
-    body = blk.project(blk.post_se_act(blk.dw(blk.expand(x))))
-    expected = body.clone()
-    expected[:, :27] += x
-    torch.testing.assert_close(blk(x), expected)
+@pytest.mark.parametrize(
+    'output_stride,block,c_in,dilation',
+    # b2: 27 -> 38 channels, stride 1 (stage 2); b12: 140 -> 151, the second block of the
+    # last stage, dilated 2 at output stride 16; b6 (stage 4, /16) dilated 2 at 8
+    [(32, 'b2', 27, 1), (16, 'b12', 140, 2), (8, 'b6', 72, 2)],
+)
+def test_partial_residual_hand_computed(
+    output_stride: int, block: str, c_in: int, dilation: int
+) -> None:
+    m = ReXNet('1.0', out_indices=(4,), output_stride=output_stride).eval()
+    blk = getattr(m.layers, block)
+    assert blk.dw.conv.dilation == (dilation, dilation)
+    x = torch.randn(1, c_in, 8, 8)
+    with torch.no_grad():
+        body = blk.dw(blk.expand(x))
+        body = blk.project(blk.post_se_act(body if blk.se is None else blk.se(body)))
+        expected = body.clone()
+        expected[:, :c_in] += x
+        torch.testing.assert_close(blk(x), expected)
 
 
 def test_lite_matches_authors() -> None:
@@ -104,14 +103,12 @@ def test_lite_matches_authors() -> None:
     [('1.0', 'rexnet_100'), ('1.3', 'rexnet_130'), ('1.5', 'rexnet_150'), ('2.0', 'rexnet_200')],
 )
 def test_parity_with_timm(arch: str, timm_name: str) -> None:
-    timm = pytest.importorskip('timm')
-    ref = timm.create_model(timm_name, pretrained=False, features_only=True)
+    ref = timm_model(timm_name, features_only=True)
     ours = ReXNet(arch, out_indices=(0, 1, 2, 3, 4))
     assert [f['num_chs'] for f in ours.feature_info[:5]] == ref.feature_info.channels()
     assert [f['reduction'] for f in ours.feature_info[:5]] == ref.feature_info.reduction()
-    full = timm.create_model(timm_name, pretrained=False)
-    mine = ImageClassifier(dict(type='ReXNet', arch=arch), num_classes=1000)
-    assert sum(p.numel() for p in mine.parameters()) == sum(p.numel() for p in full.parameters())
+    full = timm_model(timm_name, device='meta')
+    assert nparams(classifier('ReXNet', arch, device='meta')) == nparams(full)
 
 
 def test_custom_arch_dict_and_channels() -> None:
@@ -120,3 +117,16 @@ def test_custom_arch_dict_and_channels() -> None:
     assert [f['num_chs'] for f in m.feature_info[:5]] == [16, 32, 48, 96, 136]
     with pytest.raises(ValueError, match='16 blocks'):
         ReXNet(dict(channels=chans[:-1]))
+
+
+@pytest.mark.parametrize(
+    'arch,match',
+    [
+        ('bogus', "unknown arch 'bogus'.*valid presets"),
+        (dict(widthmult=1.0), 'unknown arch keys'),
+        (dict(mid_channels=[None] * 15), 'mid_channels'),
+    ],
+)
+def test_bad_arch_raises(arch, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ReXNet(arch)
