@@ -27,10 +27,13 @@ Everything can still be overridden afterwards with ``--cfg-options``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from math import ceil
 from typing import Any
 
 from mmengine.config import Config, ConfigDict
+
+from mmbackbones.utils.nested import walk_config
 
 from .cityscapes_synth import CITYSCAPES_CLASSES, ensure_cityscapes_synth
 from .cityscapes_synth import IMAGE_SIZE as SEG_IMAGE_SIZE
@@ -97,17 +100,22 @@ def _datasets(loader: Any) -> list[Any]:
     return out
 
 
+def _loaders(cfg: Config) -> Iterator[tuple[str, str, Any]]:
+    """``(split, 'train' | 'val', dataloader)`` of each dataloader the config has (the
+    built-in data has a train and a val split), set to the built-in data's workers."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            loader['num_workers'] = 2
+            loader['persistent_workers'] = True
+            yield split, 'train' if split == 'train' else 'val', loader
+
+
 def _set_key(node: Any, key: str, value: Any) -> None:
     """Set ``key`` to ``value`` wherever it occurs in a nested config."""
-    if isinstance(node, dict):
-        for k in node:
-            if k == key:
-                node[k] = value
-            else:
-                _set_key(node[k], key, value)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _set_key(v, key, value)
+    for parent, k, _ in walk_config(node, skip=(key,)):
+        if k == key and isinstance(parent, dict):
+            parent[k] = value
 
 
 def _resize_pipeline(pipeline: list[Any], size: int) -> None:
@@ -129,23 +137,14 @@ def _narrow_fpn_heads(model: Any, channels: int) -> None:
     if not (isinstance(neck, dict) and neck.get('type') == 'FPN'):
         return
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ('in_channels', 'out_channels', 'feat_channels', 'conv_out_channels'):
-                    if v == 256:
-                        node[k] = channels
-                elif k == 'fc_out_channels' and v == 1024:
-                    node[k] = 4 * channels
-                else:
-                    walk(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-
+    widths = ('in_channels', 'out_channels', 'feat_channels', 'conv_out_channels')
     neck['out_channels'] = channels
     for key in ('rpn_head', 'roi_head', 'bbox_head', 'mask_head'):
-        walk(model.get(key))
+        for parent, k, v in walk_config(model.get(key), skip=(*widths, 'fc_out_channels')):
+            if k in widths and v == 256:
+                parent[k] = channels
+            elif k == 'fc_out_channels' and v == 1024:
+                parent[k] = 4 * channels
 
 
 def _scale_ssd_anchors(model: Any, size: int) -> None:
@@ -241,11 +240,7 @@ def apply_builtin_data(cfg: Config, data_root: str | None = None) -> Config:
     if 'SSDHead' in str(cfg.model.get('bbox_head', {}).get('type', '')):
         sched = {**sched, **BUILTIN_SCHEDULES['detection_ssd']}
     root = ensure_shapes_coco(f'{data_root}/shapes_coco')
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        ann_split = 'train' if split == 'train' else 'val'
+    for split, ann_split, loader in _loaders(cfg):
         for ds in _datasets(loader):
             ds['type'] = 'CocoDataset'
             ds['data_root'] = root + '/'
@@ -255,8 +250,6 @@ def apply_builtin_data(cfg: Config, data_root: str | None = None) -> Config:
             _resize_pipeline(ds.get('pipeline', []), IMAGE_SIZE)
         if split == 'train':
             loader['batch_size'] = sched['batch_size']
-        loader['num_workers'] = 2
-        loader['persistent_workers'] = True
     for split in ('val', 'test'):
         ev = cfg.get(f'{split}_evaluator')
         for e in ev if isinstance(ev, list) else [ev] if ev else []:
@@ -314,11 +307,7 @@ def _apply_builtin_segmentation(cfg: Config, data_root: str) -> Config:
     """
     sched = BUILTIN_SCHEDULES['segmentation']
     root = ensure_cityscapes_synth(f'{data_root}/cityscapes_synth')
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        sub = 'train' if split == 'train' else 'val'
+    for split, sub, loader in _loaders(cfg):
         for ds in _datasets(loader):
             ds['type'] = 'CityscapesDataset'
             ds['data_root'] = root + '/'
@@ -329,8 +318,6 @@ def _apply_builtin_segmentation(cfg: Config, data_root: str) -> Config:
             ds['metainfo'] = dict(classes=CITYSCAPES_CLASSES)
             _seg_pipeline(ds.get('pipeline', []), SEG_IMAGE_SIZE, sched)
         loader['batch_size'] = sched['batch_size'] if split == 'train' else 4
-        loader['num_workers'] = 2
-        loader['persistent_workers'] = True
     if 'tta_pipeline' in cfg:
         _seg_pipeline(cfg.tta_pipeline, SEG_IMAGE_SIZE, sched)
     if 'crop_size' in cfg:

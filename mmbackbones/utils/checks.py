@@ -87,7 +87,7 @@ def check_pretrained(cfg: Config) -> None:
         return
     raise FileNotFoundError(
         f'backbone init_cfg points at {ckpt!r}, which does not exist. Convert your ImageNet '
-        'weights first (see README, "Bring your ImageNet weights"):\n'
+        'weights first (see docs/weights.md):\n'
         f'    python tools/convert_weights.py SRC {ckpt} --source timm ...\n'
         '  or train from scratch with --cfg-options model.backbone.init_cfg=None'
     )

@@ -39,16 +39,13 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
 def _replace_type(node: Any, old: str, new: str) -> int:
     """Replace every ``type=old`` in a nested config by ``new``; return the count."""
+    from .nested import walk_config
+
     count = 0
-    if isinstance(node, dict):
-        if node.get('type') == old:
-            node['type'] = new
+    for parent, key, value in walk_config(node):
+        if key == 'type' and value == old and isinstance(parent, dict):
+            parent[key] = new
             count += 1
-        for value in node.values():
-            count += _replace_type(value, old, new)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _replace_type(value, old, new)
     return count
 
 
