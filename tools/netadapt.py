@@ -17,6 +17,14 @@ fine-tunes every proposal briefly on the built-in classification data (CIFAR-10 
 found under ``--data-root``). Running again with the same ``--out`` and settings
 continues from the last finished iteration. Outputs in ``--out``: ``result.json``,
 ``trajectory.json``, ``trajectory.png``, ``adapted_arch.py``. See docs/analysis.md, "NetAdapt".
+
+``--latency flops`` replaces the clock by a deterministic cost (multiply-adds / rate + a
+fixed cost per layer): a FLOPs budget, reproducible to the bit.
+
+Exit status: 0 when the final model meets the target by its own final measurement
+(``2 x --repeats``); 1 when the run stopped without meeting it (no knob saves latency any
+more); 3 when it paused at ``--max-iters`` before the target (run again to continue);
+2 for bad input.
 """
 
 from __future__ import annotations
@@ -62,7 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--n-val', type=int, default=d.n_val)
     p.add_argument('--data-root', default=d.data_root)
     p.add_argument('--seed', type=int, default=d.seed)
-    p.add_argument('--max-iters', type=int, default=d.max_iters)
+    p.add_argument(
+        '--max-iters', type=int, default=d.max_iters, help='pause after this many iterations'
+    )
+    p.add_argument(
+        '--latency',
+        default=d.latency,
+        choices=('measured', 'flops'),
+        help='measured: on this CPU; flops: multiply-adds / rate + a cost per layer '
+        '(deterministic: a FLOPs budget)',
+    )
     p.add_argument('--out', required=True, help='state and outputs (resumable)')
     p.add_argument('--no-progress', action='store_true')
     return p.parse_args(argv)
@@ -99,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root=args.data_root,
         seed=args.seed,
         max_iters=args.max_iters,
+        latency=args.latency,
         progress=not args.no_progress,
     )
     try:
@@ -114,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         f'{r["final"]:.2f}; accuracy {s["acc"]:.1f} -> {f["acc"]:.1f}%'
     )
     print(f'outputs in {args.out}: result.json trajectory.json trajectory.png adapted_arch.py')
-    return 0
+    if res['status'] == 'done':
+        return 0
+    # the final model does not meet the target (by its own final measurement)
+    print(f'error: target not met: {res["status"]}', file=sys.stderr)
+    return 3 if res['status'].startswith('paused') else 1
 
 
 if __name__ == '__main__':

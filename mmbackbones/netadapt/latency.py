@@ -30,7 +30,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmbackbones.benchmark.timing import median, quantile, time_module, time_modules
 
 __all__ = [
+    'FlopsLatency',
+    'LATENCY_MODELS',
     'LatencyLUT',
+    'LatencyModel',
+    'MeasuredLatency',
     'compare_latency',
     'layer_key',
     'measure_latency',
@@ -258,3 +262,113 @@ class LatencyLUT:
                 x = layer(x)
         backbone.train(was_training)
         return sum(per_layer), per_layer
+
+
+# ------------------------------------------------------------------ latency models
+class LatencyModel:
+    """What NetAdapt asks of a latency: a direct measurement of a whole backbone and a
+    per-layer estimate (the lookup-table sum that ranks proposals).
+
+    Subclasses: :class:`MeasuredLatency` (this CPU, the default) and
+    :class:`FlopsLatency` (a deterministic cost model).
+    """
+
+    #: the name NetAdaptConfig.latency gives
+    name = ''
+
+    def measure(self, backbone: nn.Module, shape: Sequence[int], repeats: int) -> float:
+        """Milliseconds of the whole backbone, batch 1."""
+        raise NotImplementedError
+
+    def estimate(self, backbone: nn.Module, shape: Sequence[int]) -> tuple[float, list[float]]:
+        """``(total_ms, per_layer_ms)``: the sum over the backbone's layers."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return 0
+
+
+class MeasuredLatency(LatencyModel):
+    """Latency on this CPU: direct timing (:func:`measure_latency`, the ``stat`` of the
+    repeats) and the per-layer lookup table (:class:`LatencyLUT`).
+
+    Args:
+        lut_path (str | Path | None): The lookup table's JSON cache.
+        threads (int): Intra-op threads. Default: 1.
+        lut_repeats (int): Timed forwards of a new table entry. Default: 30.
+        stat (str): ``'median'`` or ``'min'`` of a direct measurement. Default: 'median'.
+    """
+
+    name = 'measured'
+
+    def __init__(
+        self,
+        lut_path: str | Path | None = None,
+        threads: int = 1,
+        lut_repeats: int = 30,
+        stat: str = 'median',
+    ) -> None:
+        self.threads, self.stat = threads, stat
+        self.lut = LatencyLUT(lut_path, threads=threads, repeats=lut_repeats)
+
+    def measure(self, backbone: nn.Module, shape: Sequence[int], repeats: int) -> float:
+        return measure_latency(backbone, shape, self.threads, repeats)[f'{self.stat}_ms']
+
+    def estimate(self, backbone: nn.Module, shape: Sequence[int]) -> tuple[float, list[float]]:
+        return self.lut.estimate(backbone, shape)
+
+    def __len__(self) -> int:
+        return len(self.lut)
+
+
+class FlopsLatency(LatencyModel):
+    """A deterministic latency: ``multiply-adds / rate + a fixed cost per layer``.
+
+    No clock is read, so a NetAdapt run under it is exactly reproducible: for planning
+    under a FLOPs budget, and for tests of the algorithm's logic (a latency model the test
+    controls, rather than a shared machine's speed). Direct measurement and estimate agree.
+
+    Args:
+        mmac_per_ms (float): Multiply-adds (millions) per millisecond. Default: 100.
+        layer_ms (float): Fixed cost per layer (call overhead), ms. Default: 0.01.
+
+    Example:
+        >>> from mmbackbones.models import MobileNetV3
+        >>> lat = FlopsLatency()
+        >>> m = MobileNetV3('small', out_indices=(-1,))
+        >>> total, per_layer = lat.estimate(m, (64, 64))
+        >>> round(total, 4) == round(lat.measure(m, (64, 64), repeats=1), 4), len(per_layer)
+        (True, 13)
+    """
+
+    name = 'flops'
+
+    def __init__(self, mmac_per_ms: float = 100.0, layer_ms: float = 0.01) -> None:
+        if not mmac_per_ms > 0 or layer_ms < 0:
+            raise ValueError(
+                f'FlopsLatency: need mmac_per_ms > 0 and layer_ms >= 0, got '
+                f'{mmac_per_ms!r}, {layer_ms!r}'
+            )
+        self.mmac_per_ms, self.layer_ms = mmac_per_ms, layer_ms
+
+    def estimate(self, backbone: nn.Module, shape: Sequence[int]) -> tuple[float, list[float]]:
+        from mmbackbones.complexity import measure
+
+        x = torch.zeros(1, 3, *shape)
+        per_layer = []
+        was_training = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            for layer in backbone.layers:
+                macs = measure(layer, tuple(x.shape[2:]), in_channels=x.shape[1]).flops
+                per_layer.append(macs / 1e6 / self.mmac_per_ms + self.layer_ms)
+                x = layer(x)
+        backbone.train(was_training)
+        return sum(per_layer), per_layer
+
+    def measure(self, backbone: nn.Module, shape: Sequence[int], repeats: int) -> float:
+        return self.estimate(backbone, shape)[0]
+
+
+#: NetAdaptConfig.latency -> its model class
+LATENCY_MODELS = {m.name: m for m in (MeasuredLatency, FlopsLatency)}
