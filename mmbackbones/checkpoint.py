@@ -110,3 +110,28 @@ def load_weights(path: str, map_location: str = 'cpu') -> dict[str, Any]:
             f'refusing to load {path!r}: it is not a plain tensor checkpoint '
             f'(weights_only loading failed: {str(e).splitlines()[0]})'
         ) from None
+
+
+#: ``meta['converter']`` of the files ``tools/convert_weights.py`` writes
+CONVERTER = 'mmbackbones.convert'
+
+
+def converted_meta(path: str) -> dict[str, Any] | None:
+    """The ``meta`` of a weight file written by our converter, or ``None`` for anything
+    else (no such file, another format, another writer). Reads safely (``weights_only``,
+    memory-mapped: the tensors are not read).
+
+    Example:
+        >>> converted_meta('no/such/file.pth') is None
+        True
+    """
+    if not osp.isfile(path) or not zipfile.is_zipfile(path):
+        return None
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # not a plain tensor checkpoint: not ours
+        return None
+    meta = obj.get('meta') if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and meta.get('converter') == CONVERTER:
+        return meta
+    return None

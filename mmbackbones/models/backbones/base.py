@@ -32,6 +32,7 @@ network analytically; AnyNet, RegNet and ResNeXt publish per-stage configs inste
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -215,6 +216,11 @@ class BaseBackbone(BaseModule):
             the first stride-32 block (MobileNetV3 paper, torchvision SSDLite).
         init_cfg (dict | list[dict] | None): mmengine initialisation config; ``None`` =
             :attr:`default_init_cfg`.
+        pretrained (str | None): Not an argument to use: mmseg's ``EncoderDecoder`` copies
+            a config's ``model.pretrained`` into the backbone. ``None`` is accepted; one of
+            our converted weight files becomes the ``Pretrained`` init (deprecated, as in
+            mmseg's own backbones); anything else, e.g. the ResNet checkpoint of mmseg's
+            base configs, stops with one line that says what to change.
     """
 
     #: preset name -> arch dict (partial, merged over :attr:`default_arch`)
@@ -236,7 +242,9 @@ class BaseBackbone(BaseModule):
         output_stride: int = 32,
         feature_location: str = 'bottleneck',
         init_cfg: dict | list[dict] | None = None,
+        pretrained: str | None = None,
     ) -> None:
+        init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
         if init_cfg is None:
             init_cfg = copy.deepcopy(self.default_init_cfg)
         super().__init__(init_cfg=init_cfg)
@@ -257,6 +265,37 @@ class BaseBackbone(BaseModule):
         self.with_cp = with_cp
         self.output_stride = output_stride
         self.feature_location = feature_location
+
+    @classmethod
+    def _pretrained_to_init_cfg(
+        cls, pretrained: str | None, init_cfg: dict | list[dict] | None
+    ) -> dict | list[dict] | None:
+        """The ``init_cfg`` that mmseg's ``pretrained`` injection means (see Args)."""
+        if pretrained is None:
+            return init_cfg
+        from mmbackbones.checkpoint import converted_meta
+
+        fix = (
+            'set model.pretrained=None and put our weights in model.backbone.init_cfg='
+            "dict(type='Pretrained', checkpoint=...)"
+        )
+        if not isinstance(pretrained, str) or converted_meta(pretrained) is None:
+            raise ValueError(
+                f'{cls.__name__}: got pretrained={pretrained!r}, the model.pretrained of the '
+                "base config (mmseg's EncoderDecoder passes it to the backbone); it is not a "
+                f'weight file of ours (tools/convert_weights.py writes those): {fix}'
+            )
+        if init_cfg is not None:
+            raise ValueError(
+                f'{cls.__name__}: both pretrained={pretrained!r} and init_cfg={init_cfg!r} '
+                f'are set; {fix}'
+            )
+        warnings.warn(
+            f'DeprecationWarning: {cls.__name__}: pretrained is deprecated, please use '
+            f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r}) instead",
+            stacklevel=3,
+        )
+        return dict(type='Pretrained', checkpoint=pretrained)
 
     # ----------------------------------------------------------------- arch helpers
     @classmethod
