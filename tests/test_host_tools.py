@@ -36,6 +36,21 @@ def host_train_py(package: str) -> str:
     return path
 
 
+def run_host_train(package: str, config: str, tmp_path, metric: str) -> None:
+    """Run the host's own train.py on a dumped config (two iterations and a validation,
+    see :data:`FEW_ITERS`), and check it trained, validated (``metric``) and saved."""
+    res = run_tool(
+        [host_train_py(package), config, '--work-dir', str(tmp_path / 'wd')],
+        cwd=str(tmp_path),
+        env={'OMP_NUM_THREADS': '1'},
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert 'Iter(train) [2/2]' in out
+    assert re.search(metric, out), out[-3000:]
+    assert osp.isfile(tmp_path / 'wd' / 'iter_2.pth')
+
+
 def _dump_builtin(config: str, data_root: str, out: str, extra: dict) -> str:
     cfg = apply_builtin_data(Config.fromfile(osp.join(REPO, 'configs', config)), data_root)
     cfg.merge_from_dict({**FEW_ITERS, **NO_WORKERS, **extra})
@@ -63,13 +78,4 @@ def test_host_train_py_runs_our_config(
         str(tmp_path / config.replace('.py', '_builtin.py')),
         {'val_dataloader.dataset.indices': 4},
     )
-    res = run_tool(
-        [host_train_py(host), cfg, '--work-dir', str(tmp_path / 'wd')],
-        cwd=str(tmp_path),
-        env={'OMP_NUM_THREADS': '1'},
-    )
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-3000:]
-    assert 'Iter(train) [2/2]' in out
-    assert re.search(metric, out), out[-3000:]
-    assert osp.isfile(tmp_path / 'wd' / 'iter_2.pth')
+    run_host_train(host, cfg, tmp_path, metric)
