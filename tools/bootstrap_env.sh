@@ -70,7 +70,7 @@ PYEOF
 fi
 
 log "installing mmbackbones and its dependencies"
-$PIP install -q -e ".[tests,convert,onnx,sweep]"
+$PIP install -q -e ".[tests,convert,onnx,openvino,sweep]"
 $PIP install -q "setuptools<81"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmengine, timm, torchvision; print('[bootstrap] ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)"
 echo "$REQ_HASH" > "$STAMP"
