@@ -48,14 +48,15 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$
     log "building mmcv $MMCV_VERSION with compiled ops from source (about 20 minutes on 2 cores; cached afterwards in $WHEEL_DIR)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    # `pip download` would try to build the sdist's metadata, so fetch it from the index.
-    "$VPY" - "$work" "$MMCV_VERSION" <<'PYEOF'
-import re, sys, urllib.request
-dest, version = sys.argv[1], sys.argv[2]
-html = urllib.request.urlopen('https://pypi.org/simple/mmcv/').read().decode()
-url = re.search(r'href="([^"#]*mmcv-%s\.tar\.gz)' % re.escape(version), html).group(1)
-urllib.request.urlretrieve(url, f'{dest}/mmcv-{version}.tar.gz')
-PYEOF
+    # The sdist through pip itself, so the user's pip configuration (index-url, mirrors,
+    # proxies, certificates) applies. Preparing its metadata imports torch (installed
+    # above), hence --no-build-isolation; --no-binary keeps pip from picking a wheel.
+    $PIP download -q --no-deps --no-binary mmcv --no-build-isolation \
+      -d "$work" "mmcv==$MMCV_VERSION"
+    if [ ! -f "$work/mmcv-$MMCV_VERSION.tar.gz" ]; then
+      log "pip download did not produce mmcv-$MMCV_VERSION.tar.gz in $work: $(ls "$work")"
+      exit 1
+    fi
     tar -xzf "$work"/mmcv-$MMCV_VERSION.tar.gz -C "$work"
     # torch>=2.10 headers use C++20 features.
     sed -i 's/-std=c++17/-std=c++20/g; s/-std=c++14/-std=c++20/g' "$work/mmcv-$MMCV_VERSION/setup.py"
