@@ -224,6 +224,26 @@ def _residual_deploy(model: nn.Module) -> nn.Module:
     return convert(model)
 
 
+def _ordinary_tensors(model: nn.Module) -> nn.Module:
+    """``model`` with each inference tensor among its parameters and buffers (it was built
+    or loaded under ``torch.inference_mode``) replaced by an ordinary copy, ties kept; call
+    outside inference mode. Inference tensors have no version counter, and changing their
+    memory format (``.to(memory_format=...)``) leaves a broken parameter behind."""
+    copies: dict[int, torch.Tensor] = {}
+    for m in model.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in table.items():
+                if t is None or not t.is_inference():
+                    continue
+                if id(t) not in copies:
+                    new = t.clone()
+                    if isinstance(t, nn.Parameter):
+                        new = nn.Parameter(new, requires_grad=t.requires_grad)
+                    copies[id(t)] = new
+                table[name] = copies[id(t)]
+    return model
+
+
 def _onednn_ok() -> bool:
     """The probe's answer; a warning, with its reason, when the private ops failed."""
     result = onednn.probe()
@@ -245,12 +265,15 @@ def fuse(
     Works on any of our backbones and on any model containing them (``ImageClassifier``,
     an mmdet detector, an mmseg segmentor), by walking the module tree. Outputs equal
     the unfused model's in eval mode (float32 rounding, ~1e-6). The result is meant for
-    inference only: there is no BatchNorm left to train.
+    inference only: there is no BatchNorm left to train. It may be called, and its result
+    run, under ``torch.no_grad()`` or ``torch.inference_mode()``, in any combination: the
+    weights it makes are ordinary tensors even inside ``inference_mode``.
 
     Args:
         model (nn.Module): The model. It is switched to eval mode (BatchNorm uses its
             running statistics, which is what gets folded).
-        inplace (bool): Fuse ``model`` itself (its submodules are replaced) instead of
+        inplace (bool): Fuse ``model`` itself (its submodules are replaced, and so are
+            weights made under ``torch.inference_mode``, by ordinary copies) instead of
             a deep copy; use the returned module. Default: False.
         channels_last (bool): Store 4-D weights channels-last (NHWC). The first
             convolution then returns channels-last features and the whole network runs
@@ -289,14 +312,17 @@ def fuse(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f'fuse: expected an nn.Module, got {type(model).__name__}')
-    if not inplace:
-        model = copy.deepcopy(model)
-    model.eval()
-    model = _fuse_module(model).eval()  # the new deploy modules too
-    for p in model.parameters():
-        p.requires_grad_(False)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    prepack = prepack and channels_last
-    _swap_convs(model, channels_last, prepack, onednn_ok=prepack and _onednn_ok())
-    return _residual_deploy(model)
+    # Called inside torch.inference_mode, the folded weights would be inference tensors:
+    # they could not be used in place outside it, nor have a version counter. Build
+    # ordinary tensors whatever the caller's mode (the copy of an inference tensor too).
+    with torch.inference_mode(False), torch.no_grad():
+        model = copy.deepcopy(model) if not inplace else _ordinary_tensors(model)
+        model.eval()
+        model = _fuse_module(model).eval()  # the new deploy modules too
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        prepack = prepack and channels_last
+        _swap_convs(model, channels_last, prepack, onednn_ok=prepack and _onednn_ok())
+        return _residual_deploy(model)

@@ -313,8 +313,11 @@ class OneDNNConv2d(_ConvForm):
     def _can_pack(self, x: torch.Tensor) -> bool:
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return False
+        # an inference tensor (a weight made under torch.inference_mode) has no version
+        # counter, so in-place writes to it could not be noticed: the plain path
         return (
             x.dtype is torch.float32
+            and not self.weight.is_inference()
             and x.is_cpu
             and x.dim() == 4
             and self.weight.dtype is torch.float32

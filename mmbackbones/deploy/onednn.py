@@ -153,6 +153,10 @@ def conv_pointwise_add(
 def weight_stamp(t: torch.Tensor) -> tuple[int, int]:
     """A stamp of ``t`` that changes when its storage is replaced or written in place.
 
+    ``t`` must not be an inference tensor (made under ``torch.inference_mode``): those
+    have no version counter (:meth:`OneDNNConv2d._can_pack
+    <mmbackbones.deploy.modules.OneDNNConv2d._can_pack>` does not pack them).
+
     Example:
         >>> t = torch.zeros(2)
         >>> before = weight_stamp(t)
@@ -182,13 +186,17 @@ def self_test() -> ProbeResult:
     plus addition plus ReLU out of place and in place, all on a prepacked weight; and
     :func:`weight_stamp` noticing an in-place write. Never raises: a missing op, an
     exception or a difference over :data:`PROBE_ATOL` gives ``ok=False`` with the reason.
-    The global random state is left alone.
+    The global random state is left alone. Inside ``torch.inference_mode`` the test's
+    tensors are still ordinary ones (inference tensors have no version counter, so
+    :func:`weight_stamp` would fail on them, and the cached answer would then be wrong
+    for the rest of the process).
     """
     if not torch.backends.mkldnn.is_available():
         return ProbeResult(False, 'this PyTorch build has no oneDNN (torch.backends.mkldnn)')
     try:
         _find_ops()
-        err = _self_test_error()
+        with torch.inference_mode(False):
+            err = _self_test_error()
     except LookupError as e:
         return ProbeResult(False, str(e))
     except Exception as e:  # any failure of a private op means: do not use it
