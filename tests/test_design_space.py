@@ -187,7 +187,7 @@ def test_sampler_seeded_dedup_bounds_and_fast():
     t = time.perf_counter()
     assert len(sample('resnext_b', 10_000, seed=0)) == 10_000
     assert time.perf_counter() - t < 30  # ~5 s on an unloaded core
-    with pytest.raises(RuntimeError, match='within the bounds'):
+    with pytest.raises(ValueError, match='within the bounds'):
         sample('vanilla', 5, flops_range=(None, 1.0), max_tries=100)
 
 

@@ -38,6 +38,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+
 FAST = dict(repeats=3, warmup=1, size=64)
 DEFAULT = dict(repeats=10, warmup=2, size=224)
 
@@ -45,9 +47,7 @@ DEFAULT = dict(repeats=10, warmup=2, size=224)
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?', help='an mmdet/mmseg config of configs/')
     parser.add_argument(
         '--backbone', nargs='+', help='our backbone(s), e.g. MobileNetV3 (several: no --arch)'
@@ -175,6 +175,7 @@ def build_candidates(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return out
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     args, parser = parse_args(argv)
     from mmbackbones import benchmark as bm

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmbackbones.design_space import channel_search as cs  # noqa: E402
 from mmbackbones.design_space.train import DEFAULT_CFG, run_sweep  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = dict(n=4, seeds=1, iters=3, batch_size=8, n_train=64, n_test=32)
@@ -63,8 +64,9 @@ def plot(summary: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--out', required=True, help='output directory (reused to resume)')
     p.add_argument('--quick', action='store_true', help='4 configs, 1 seed, 3 iterations')
     p.add_argument('--space', default='rexnet', help='a ReXNet channel space (default rexnet)')

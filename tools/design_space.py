@@ -15,20 +15,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmbackbones.design_space import sampling, spaces  # noqa: E402
+from mmbackbones.design_space.channel_search import parse_budget  # noqa: E402
 from mmbackbones.design_space.train import DEFAULT_CFG, read_jsonl, run_sweep  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, above, at_least, checked, entry_point  # noqa: E402
+from mmbackbones.utils.errors import ArgumentError  # noqa: E402
 
 
-def _range(s: str | None):
-    if s is None:
-        return None
-    lo, hi = (float(v) if v else None for v in s.split(','))
-    return lo, hi
+def _space(name: str) -> str:
+    spaces.get_space(name)  # a ValueError naming the known spaces
+    return name
+
+
+def _bounds(text: str) -> tuple:
+    return parse_budget(text, '')  # "lo,hi", either side empty
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
-    recs = sampling.sample(
-        a.space, a.n, a.seed, params_range=_range(a.params), flops_range=_range(a.flops)
-    )
+    recs = sampling.sample(a.space, a.n, a.seed, params_range=a.params, flops_range=a.flops)
     out = Path(a.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(''.join(json.dumps(r) + '\n' for r in recs))
@@ -49,44 +52,55 @@ def cmd_train(a: argparse.Namespace) -> None:
         import torch
 
         cfg['device'] = 'cuda' if torch.cuda.is_available() else 'cpu'
-    res = run_sweep(
-        read_jsonl(a.samples), a.output, cfg, a.workers, a.launcher, progress=not a.no_progress
-    )
+    samples = read_jsonl(a.samples, fields=['id', 'arch'])  # what training needs
+    res = run_sweep(samples, a.output, cfg, a.workers, a.launcher, progress=not a.no_progress)
     print(f'{len(res)} trained models in {a.output} ({cfg["iters"]} iterations each)')
 
 
 def cmd_analyze(a: argparse.Namespace) -> None:
     from mmbackbones.design_space import report
 
-    pops = {Path(f).stem: read_jsonl(f) for f in a.files}
+    stems = [Path(f).stem for f in a.files]
+    twice = sorted({k for k in stems if stems.count(k) > 1})
+    if twice:  # one population per file, named by the file's stem
+        raise ArgumentError(f'files: two files would both be population {twice[0]!r}: {a.files}')
+    key = 'params' if a.normalize == 'params' else 'flops'  # the scatter plot's axis
+    pops = {k: read_jsonl(f, numbers=['error', key]) for k, f in zip(stems, a.files)}
     summary = report.write_report(pops, a.output, a.normalize, a.title)
     print(json.dumps(summary, indent=1))
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest='cmd', required=True)
     s = sub.add_parser('sample', help='draw models from a design space (analytic complexity)')
-    s.add_argument('--space', required=True, help=f'one of {sorted(spaces.SPACES)}')
-    s.add_argument('-n', type=int, default=100)
-    s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--params', help='params bounds "lo,hi" (either may be empty)')
-    s.add_argument('--flops', help='FLOPs bounds "lo,hi" at 32x32 (either may be empty)')
+    s.add_argument(
+        '--space', required=True, type=checked(_space), help=f'one of {sorted(spaces.SPACES)}'
+    )
+    s.add_argument('-n', type=at_least(1), default=100, help='samples to draw (default 100)')
+    s.add_argument('--seed', type=at_least(0), default=0)
+    s.add_argument(
+        '--params', type=checked(_bounds), help='params bounds "lo,hi" (either may be empty)'
+    )
+    s.add_argument(
+        '--flops', type=checked(_bounds), help='FLOPs bounds "lo,hi" at 32x32 (either empty)'
+    )
     s.add_argument('-o', '--output', required=True)
     s.set_defaults(func=cmd_sample)
     t = sub.add_parser('train', help='train each sample briefly; adds "error" (resumable)')
     t.add_argument('samples')
     t.add_argument('-o', '--output', required=True)
-    t.add_argument('--iters', type=int)
-    t.add_argument('--epochs', type=float, help='overrides --iters')
-    t.add_argument('--batch-size', dest='batch_size', type=int)
-    t.add_argument('--lr', type=float)
-    t.add_argument('--seed', type=int)
-    t.add_argument('--n-train', dest='n_train', type=int, help='generated set size')
-    t.add_argument('--n-test', dest='n_test', type=int, help='generated set size')
+    t.add_argument('--iters', type=at_least(1))
+    t.add_argument('--epochs', type=above(0), help='overrides --iters')
+    t.add_argument('--batch-size', dest='batch_size', type=at_least(1))
+    t.add_argument('--lr', type=above(0))
+    t.add_argument('--seed', type=at_least(0))
+    t.add_argument('--n-train', dest='n_train', type=at_least(1), help='generated set size')
+    t.add_argument('--n-test', dest='n_test', type=at_least(1), help='generated set size')
     t.add_argument('--data-root', dest='data_root')
-    t.add_argument('--device', help="'cpu' (default), 'cuda' or 'auto'")
-    t.add_argument('--workers', type=int, default=1)
+    t.add_argument('--device', choices=('cpu', 'cuda', 'auto'), help="default 'cpu'")
+    t.add_argument('--workers', type=at_least(1), default=1)
     t.add_argument('--launcher', choices=('local', 'ray'), default='local')
     t.add_argument('--no-progress', action='store_true')
     t.set_defaults(func=cmd_train)

@@ -27,11 +27,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmbackbones.utils.cli import ToolParser, entry_point, fail  # noqa: E402
 
+
+@entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         'host', help="the host config: 'mmdet::<dir>/<file>.py', 'mmseg::...' or a file"
     )
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from mmbackbones.dropin import DropInError, check_dropin, plan_dropin
-    from mmbackbones.utils.config import fail
 
     log = sys.stdout if args.out else sys.stderr
     try:

@@ -37,13 +37,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from mmbackbones.utils.cli import ToolParser, at_least, entry_point  # noqa: E402
+
 MIN_OPSET = 14
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?', help='an mmdet/mmseg config (or use --backbone)')
     parser.add_argument('--backbone', help='one of our backbone classes, e.g. ReXNet')
     parser.add_argument('--arch', help='preset name of --backbone (default: its default)')
@@ -58,7 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--opset', type=int, default=17, help=f'ONNX opset (>= {MIN_OPSET})')
     parser.add_argument('--fuse', action='store_true', help='export the BN-fused deploy form')
     parser.add_argument(
-        '--atol', type=float, default=1e-4, help='max abs difference allowed (default 1e-4)'
+        '--atol',
+        type=at_least(0.0, float),
+        default=1e-4,
+        help='max abs difference allowed (default 1e-4)',
     )
     parser.add_argument('--runs', type=int, default=10, help='timed runs per engine')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and input')
@@ -128,6 +131,7 @@ def median_ms(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import onnx

@@ -24,6 +24,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from mmbackbones.utils.cli import ToolParser, at_least, entry_point  # noqa: E402
+
 
 class _TensorForward(nn.Module):
     def __init__(self, model: nn.Module, backbone_only: bool) -> None:
@@ -55,14 +57,15 @@ def build_from_config(path: str, backbone_only: bool) -> nn.Module:
     return _TensorForward(init_model(path), backbone_only)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?', help='an mmdet/mmseg config (or use --backbone)')
     parser.add_argument('--backbone', help='one of our backbone classes, e.g. ReXNet')
     parser.add_argument('--arch', help='preset name of --backbone')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    parser.add_argument(
+        '--shape', type=at_least(1), nargs=2, default=[224, 224], metavar=('H', 'W')
+    )
     parser.add_argument(
         '--classifier',
         action='store_true',

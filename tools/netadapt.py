@@ -38,11 +38,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmbackbones.netadapt.knobs import FAMILIES  # noqa: E402
 from mmbackbones.netadapt.search import NetAdapt, NetAdaptConfig  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = NetAdaptConfig()
-    p = argparse.ArgumentParser(
+    p = ToolParser(
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -85,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     arch = args.arch

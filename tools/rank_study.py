@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmbackbones.analysis import rank  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 
 QUICK = dict(d_out=32, n=4, size=8, seeds=2, ratios=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0))
 FULL = dict(d_out=128, n=8, size=8, seeds=5, ratios=rank.DEFAULT_RATIOS)
@@ -63,8 +64,9 @@ def plot(records: list[dict], settings: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--out', required=True, help='output directory')
     p.add_argument('--quick', action='store_true', help='reduced sweep (< 1 minute)')
     p.add_argument('--blocks', nargs='+', default=list(rank.BLOCKS), choices=rank.BLOCKS)

@@ -94,10 +94,7 @@ def sample_configs(
         >>> len(recs), all(r['flops'] <= 9.2e6 for r in recs)
         (3, True)
     """
-    try:
-        sp = get_space(space)
-    except KeyError as e:
-        raise ValueError(e.args[0]) from None
+    sp = get_space(space)
     if sp.family != 'ReXNet':
         raise ValueError(
             f'space {space!r} is an {sp.family} space; the channel search needs a ReXNet '
@@ -107,7 +104,7 @@ def sample_configs(
         raise ValueError(f'the number of configurations must be >= 1, got {n}')
     try:
         return sample(sp, n, seed, params_range=params, flops_range=flops)
-    except RuntimeError as e:
+    except ValueError as e:  # no n samples within the budget
         raise ValueError(f'{e} (params {params}, FLOPs {flops} at 32x32)') from None
 
 

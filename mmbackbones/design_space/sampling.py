@@ -52,9 +52,12 @@ def sample(
     ``flops_range`` (``(lo, hi)``, either ``None`` for open) are rejected and redrawn.
 
     Raises:
-        RuntimeError: if ``max_tries`` (default ``100 * n + 1000``) draws do not give ``n``.
+        ValueError: for an unknown space or ``n < 1``, and if ``max_tries`` (default
+            ``100 * n + 1000``) draws do not give ``n`` (bounds too narrow).
     """
     sp = get_space(space) if isinstance(space, str) else space
+    if n < 1:
+        raise ValueError(f'the number of samples must be >= 1, got {n}')
     rng = np.random.default_rng(seed)
     max_tries = 100 * n + 1000 if max_tries is None else max_tries
     seen: set[str] = set()
@@ -66,9 +69,9 @@ def sample(
     tries = 0
     while len(out) < n:
         if tries >= max_tries:
-            raise RuntimeError(
+            raise ValueError(
                 f'sample({sp.name!r}): only {len(out)} of {n} distinct models within the '
-                f'bounds after {tries} draws; widen params_range/flops_range or lower n'
+                f'bounds after {tries} draws; widen the params/FLOPs bounds or lower n'
             )
         tries += 1
         design = sp.draw(rng)

@@ -285,7 +285,15 @@ ALIASES = {
 
 
 def get_space(name: str) -> DesignSpace:
+    """The design space ``name`` (a key of :data:`SPACES` or an alias such as 'ResNeXt-A').
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
     key = ALIASES.get(name, name).lower().replace('-', '_')
     if key not in SPACES:
-        raise KeyError(f'unknown design space {name!r}; known: {sorted(SPACES)}')
+        raise ValueError(
+            f'unknown design space {name!r}; known: {sorted(SPACES)} '
+            f'(aliases {sorted(ALIASES)})'
+        )
     return SPACES[key]

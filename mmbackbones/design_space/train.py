@@ -125,11 +125,69 @@ def train_record(record: dict[str, Any], cfg: dict[str, Any] | None = None) -> d
     }
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def read_jsonl(
+    path: str | Path,
+    fields: Iterable[str] = (),
+    numbers: Iterable[str] = (),
+    missing_ok: bool = False,
+) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (one JSON object per line; blank lines skipped).
+
+    Args:
+        path: the file.
+        fields: keys every record must have.
+        numbers: keys every record must have as a finite number.
+        missing_ok: a missing or empty file is ``[]`` (a sweep's output before it starts);
+            otherwise it is an error.
+
+    Raises:
+        InputFileError: ``path:line: problem`` for a missing or empty file, a line that is
+            not a JSON object, or a record without one of ``fields`` / ``numbers``.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / 'a.jsonl'
+        >>> _ = f.write_text('{"id": "x", "error": 31.5}\\n\\n')
+        >>> read_jsonl(f, numbers=['error'])
+        [{'id': 'x', 'error': 31.5}]
+    """
+    from mmbackbones.utils.errors import InputFileError, file_line
+
     p = Path(path)
-    if not p.exists():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    if not p.is_file():
+        if missing_ok and not p.exists():
+            return []
+        what = 'is a directory' if p.is_dir() else 'does not exist'
+        raise InputFileError(f'{p}: {what}; expected a JSON-lines file')
+    records = []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputFileError(
+                file_line(p, i, f'not JSON ({e.msg}, column {e.colno})')
+            ) from None
+        if not isinstance(rec, dict):
+            raise InputFileError(file_line(p, i, f'a {type(rec).__name__}, not a JSON object'))
+        for key in fields:
+            if key not in rec:
+                raise InputFileError(file_line(p, i, f'record has no field {key!r}'))
+        for key in numbers:
+            if not _is_number(rec.get(key)):
+                got = 'no such field' if key not in rec else f'got {rec[key]!r}'
+                raise InputFileError(
+                    file_line(p, i, f'field {key!r} must be a finite number ({got})')
+                )
+        records.append(rec)
+    if not records and not missing_ok:
+        raise InputFileError(f'{p}: no records (an empty file); expected one JSON object a line')
+    return records
 
 
 def run_sweep(
@@ -147,7 +205,7 @@ def run_sweep(
 
     cfg = {**DEFAULT_CFG, **(cfg or {})}
     out = Path(out)
-    done = read_jsonl(out)
+    done = read_jsonl(out, fields=['id'], missing_ok=True)
     have = {r['id'] for r in done}
     todo = [r for r in records if r['id'] not in have]
     log(

@@ -9,6 +9,8 @@ from mmengine.config import Config
 
 from mmbackbones.datasets.builtin import _datasets, task_of
 
+from .errors import InputFileError, UserError
+
 LAYOUTS = {
     'detection': (
         'COCO',
@@ -34,8 +36,9 @@ LAYOUTS = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
-    """The config's data set is missing; the message says where and how to fix it."""
+class DataNotFoundError(UserError, FileNotFoundError):
+    """The config's data set is missing; the message says what, ``detail`` where it was
+    expected and how to use the built-in data instead."""
 
 
 def _missing_paths(ds: dict[str, Any]) -> list[str]:
@@ -70,26 +73,32 @@ def check_data(
     extra = ' CHECKPOINT' if tool.endswith('test.py') else ''
     raise DataNotFoundError(
         f'{name} not found for {config_path}: missing {", ".join(missing[:3])}'
-        f'{" ..." if len(missing) > 3 else ""}\n'
+        f'{" ..." if len(missing) > 3 else ""}',
         f'  Expected the standard layout under {root}:\n{layout}\n'
         '  To run on the built-in data instead (generated on first use, CPU-sized schedule):\n'
-        f'    python {tool} {config_path}{extra} --builtin-data'
+        f'    python {tool} {config_path}{extra} --builtin-data',
     )
 
 
 def check_pretrained(cfg: Config) -> None:
-    """A ``Pretrained`` backbone init must point at an existing file."""
+    """A ``Pretrained`` backbone init must point at an existing file, or at a weight URI
+    whose file is fetched now; weights of ours must match the config's settings (BN eps,
+    data_preprocessor: :func:`mmbackbones.convert.uri_check.check_config`)."""
+    from mmbackbones.convert.uri_check import check_config
+
     init_cfg = cfg.model.get('backbone', {}).get('init_cfg')
     if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+        return
+    if check_config(cfg):
         return
     ckpt = init_cfg.get('checkpoint', '')
     if '://' in ckpt or osp.isfile(ckpt):
         return
-    raise FileNotFoundError(
-        f'backbone init_cfg points at {ckpt!r}, which does not exist. Convert your ImageNet '
-        'weights first (see docs/weights.md):\n'
+    raise InputFileError(
+        f'model.backbone.init_cfg.checkpoint {ckpt!r} does not exist. Convert your '
+        'ImageNet weights first (see docs/weights.md)',
         f'    python tools/convert_weights.py SRC {ckpt} --source timm ...\n'
-        '  or train from scratch with --cfg-options model.backbone.init_cfg=None'
+        '  or train from scratch with --cfg-options model.backbone.init_cfg=None',
     )
 
 

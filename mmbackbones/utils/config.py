@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os.path as osp
-import sys
 from typing import Any
 
 from mmengine.config import Config, DictAction
 
 from mmbackbones.datasets.builtin import apply_builtin_data, task_of
 
-from .checks import DataNotFoundError, check_data, check_neck_channels, check_pretrained
+from .checks import check_data, check_neck_channels, check_pretrained
+from .cli import fail
 from .dist import prepare_cpu_distributed
+
+__all__ = ['add_common_args', 'fail', 'load_config']
 
 
 def add_common_args(parser: Any) -> None:
@@ -37,42 +39,31 @@ def add_common_args(parser: Any) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def fail(msg: str, code: int = 2) -> None:
-    """Print a clear error (no traceback) and exit."""
-    print(f'error: {msg}', file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
 def load_config(args: Any, tool: str) -> Config:
-    """Load and check the config; apply ``--builtin-data`` and ``--cfg-options``."""
+    """Load and check the config; apply ``--builtin-data`` and ``--cfg-options``.
+
+    A user's mistake raises :class:`~mmbackbones.utils.errors.UserError` (or a project
+    ``ValueError``), which the tool's entry point prints as one line with exit status 2.
+    """
     if not osp.isfile(args.config):
         fail(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    try:
-        task_of(cfg)
-    except ValueError as e:
-        fail(str(e))
+    cfg = Config.fromfile(args.config)  # syntax errors: file:line from the entry point
+    task_of(cfg)
     if args.builtin_data:
         apply_builtin_data(cfg)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     if args.launcher != 'none':
-        try:
-            prepare_cpu_distributed(cfg)
-        except ValueError as e:
-            fail(str(e))
+        prepare_cpu_distributed(cfg)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         name = osp.splitext(osp.basename(args.config))[0]
         cfg.work_dir = osp.join('work_dirs', name + ('_builtin' if args.builtin_data else ''))
     splits = ('train', 'val') if tool.endswith('train.py') else ('test',)
-    try:
-        check_data(cfg, args.config, tool, splits)
-        if tool.endswith('train.py'):
-            check_pretrained(cfg)
-        check_neck_channels(cfg.model)
-    except (DataNotFoundError, FileNotFoundError, ValueError) as e:
-        fail(str(e))
+    check_data(cfg, args.config, tool, splits)
+    if tool.endswith('train.py'):
+        check_pretrained(cfg)
+    check_neck_channels(cfg.model)
     return cfg
