@@ -24,11 +24,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2 (argparse's code)
-        print(f'error: {message} (see --help)', file=sys.stderr, flush=True)
-        sys.exit(2)
+from mmbackbones.utils.cli import ToolParser, entry_point, fail  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from mmbackbones.convert import SOURCES
     from mmbackbones.models import backbone_families
 
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('src', help='source weight file (.pth / .pt / .pyth / .bin / .safetensors)')
     p.add_argument('dst', help='converted checkpoint to write (.pth)')
     p.add_argument('--source', required=True, choices=list(SOURCES), help='where SRC comes from')
@@ -79,11 +75,7 @@ def _backbone_args(items: list[str]) -> dict:
     return out
 
 
-def fail(msg: str) -> None:
-    print(f'error: {" ".join(str(msg).split())}', file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

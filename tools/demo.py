@@ -20,16 +20,17 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', default='configs/rexnet_fasterrcnn_fpn.py')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--fresh', action='store_true', help='discard an earlier demo run')
     parser.add_argument('--cfg-options', nargs='+', default=[])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t0 = time.time()
     if args.fresh and osp.isdir(args.work_dir):
         shutil.rmtree(args.work_dir)

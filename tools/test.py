@@ -14,13 +14,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
 from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
@@ -30,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args, 'tools/test.py')
