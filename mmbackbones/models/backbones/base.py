@@ -302,11 +302,13 @@ class BaseBackbone(BaseModule):
     def resolve_arch(cls, arch: str | dict) -> dict[str, Any]:
         """Return the full arch dict for a preset name or a (partial) custom dict.
 
-        A preset is looked up in :attr:`arch_settings`; a dict is merged over
-        :attr:`default_arch`. Unknown names or keys raise ``ValueError`` listing what is
-        valid. Families add their own checks.
+        A preset is looked up in :attr:`arch_settings` (a number names the preset it
+        reads as, :meth:`preset_of_number`); a dict is merged over :attr:`default_arch`.
+        Unknown names or keys raise ``ValueError`` listing what is valid. Families add
+        their own checks.
         """
         default_keys = cls.default_arch
+        arch = cls.preset_of_number(arch)
         if isinstance(arch, str):
             if arch not in cls.arch_settings:
                 raise ValueError(
@@ -317,8 +319,8 @@ class BaseBackbone(BaseModule):
             arch = cls.arch_settings[arch]
         if not isinstance(arch, dict):
             raise ValueError(
-                f'{cls.__name__}: arch must be a preset name '
-                f'{sorted(cls.arch_settings)} or a dict, got {type(arch).__name__}'
+                f'{cls.__name__}: arch {arch!r} ({type(arch).__name__}) is neither a preset '
+                f'name {sorted(cls.arch_settings)} nor a dict with keys {sorted(default_keys)}'
             )
         unknown = sorted(set(arch) - set(default_keys))
         if unknown:
@@ -327,6 +329,28 @@ class BaseBackbone(BaseModule):
                 f'{sorted(default_keys)}'
             )
         return {**default_keys, **arch}
+
+    @classmethod
+    def preset_of_number(cls, arch: Any) -> Any:
+        """The preset name that a number stands for, else ``arch`` unchanged.
+
+        mmengine parses ``--cfg-options model.backbone.arch=1.3`` as the float 1.3 and
+        ``arch=1`` as the int 1; they name the preset whose name reads as that number.
+
+        Example:
+            >>> from mmbackbones.models import ReXNet
+            >>> [ReXNet.preset_of_number(a) for a in (1.3, 1, 1.7, 'lite-1.0')]
+            ['1.3', '1.0', 1.7, 'lite-1.0']
+        """
+        if isinstance(arch, bool) or not isinstance(arch, (int, float)):
+            return arch
+        for name in cls.arch_settings:
+            try:
+                if float(name) == arch:
+                    return name
+            except ValueError:  # a name that is not a number ('lite-1.0', 'large')
+                continue
+        return arch
 
     @classmethod
     def layout(cls, arch: str | dict, **kwargs: Any) -> list[BlockSpec]:
