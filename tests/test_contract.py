@@ -477,3 +477,26 @@ def test_contract_arguments_are_validated(fam: Family) -> None:
 def test_registered_under_scope(cls) -> None:
     assert MODELS.scope == 'mmbackbones'
     assert MODELS.get(f'mmbackbones.{cls.__name__}') is cls
+
+
+# ------------------------------------------------------------------ padding
+@pytest.mark.parametrize('fam', FAMILIES, ids=str)
+def test_padding_tf_same(fam: Family) -> None:
+    """``padding='tf_same'`` (TensorFlow's 'SAME', for TF-trained weights) in the mobile
+    families: the same layers and parameters, the same tap shapes on an odd input, a
+    different function (the strided convs pad asymmetrically); the other families refuse it
+    with the valid modes."""
+    if 'tf_same' not in type(fam.build(out_indices=(0,))).paddings:
+        with pytest.raises(ValueError, match=r"padding must be one of \('symmetric',\)"):
+            fam.build(padding='tf_same')
+        return
+    n = fam.num_taps
+    torch.manual_seed(0)
+    sym = fam.build(out_indices=tuple(range(n))).eval()
+    tf = fam.build(out_indices=tuple(range(n)), padding='tf_same').eval()
+    tf.load_state_dict(sym.state_dict(), strict=True)
+    x = torch.randn(1, 3, 65, 96)
+    with torch.no_grad():
+        a, b = sym(x), tf(x)
+    assert [t.shape for t in a] == [t.shape for t in b]
+    assert not torch.allclose(a[0], b[0])  # 96 is even: TF pads the stem (0, 1)

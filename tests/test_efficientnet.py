@@ -364,3 +364,124 @@ def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
 def test_builds_from_a_config_with_phi() -> None:
     m = MODELS.build(dict(type='mmbackbones.EfficientNet', arch=dict(phi=0.5)))
     assert len(m.feature_info) == 6
+
+
+# ------------------------------------------------------------- EfficientNet-Lite
+LITES = [f'lite{i}' for i in range(5)]
+# efficientnet_lite_builder.py (the authors'): (width, depth, resolution, dropout)
+PUBLISHED_LITE = {
+    'lite0': (1.0, 1.0, 224, 0.2),
+    'lite1': (1.0, 1.1, 240, 0.2),
+    'lite2': (1.1, 1.2, 260, 0.3),
+    'lite3': (1.2, 1.4, 280, 0.3),
+    'lite4': (1.4, 1.8, 300, 0.3),
+}
+
+
+@pytest.mark.parametrize('arch', LITES)
+def test_lite_params_equal_timm(arch: str) -> None:
+    ref = timm_model(f'efficientnet_{arch}', device='meta')
+    assert nparams(_classifier(arch)) == nparams(ref)
+    assert EfficientNet.complexity(arch).params == nparams(ref)
+    with torch.device('meta'):
+        trunk = EfficientNet(arch, out_indices=(5,))
+    assert nparams(trunk) == nparams(ref) - nparams(ref.classifier)
+
+
+@pytest.mark.parametrize(
+    'arch',
+    [a if a in ('lite0', 'lite4') else pytest.param(a, marks=pytest.mark.slow) for a in LITES],
+)
+def test_lite_flops_equal_timm(arch: str) -> None:
+    """Our analytic FLOPs equal mmengine's FlopAnalyzer (conv + linear multiply-adds) on
+    timm's ``efficientnet_lite*`` (the ``'counted'`` convention: pycls's adds one FLOP per
+    classifier bias)."""
+    from mmengine.analysis import FlopAnalyzer
+
+    ref = timm_model(f'efficientnet_{arch}').eval()
+    cx = EfficientNet.complexity(arch, (64, 96), convention='counted')
+    fa = FlopAnalyzer(ref, torch.randn(1, 3, 64, 96))
+    fa.unsupported_ops_warnings(False)
+    fa.uncalled_modules_warnings(False)
+    ops = fa.by_operator()
+    assert cx.flops == ops['conv'] + ops['linear'], (arch, cx.flops, dict(ops))
+    assert EfficientNet.resolve_arch(arch)['resolution'] == PUBLISHED_LITE[arch][2]
+
+
+def test_lite_structure() -> None:
+    # no SE, ReLU6 everywhere, stem (32) and head (1280) unscaled, the first and last
+    # stage's repeats unscaled: lite4 (width 1.4, depth 1.8) against b4's scaling
+    m = EfficientNet('lite4', out_indices=(5,))
+    blocks = [b for n, b in m.layers.named_children() if n.startswith('b')]
+    assert all(b.se is None for b in blocks)
+    acts = [x for x in m.modules() if isinstance(x, (nn.SiLU, nn.ReLU6))]
+    assert acts and all(isinstance(x, nn.ReLU6) for x in acts)
+    assert m.layers.stem.conv.out_channels == 32 and m.layers.head.conv.out_channels == 1280
+    assert EfficientNet.layout('b4')[0].out_channels == 48  # B4 scales its stem
+    # depth 1.8 scales [1, 2, 2, 3, 3, 4, 1] to [2, 4, 4, 6, 6, 8, 2]; Lite keeps 1 and 1
+    assert len(blocks) == 1 + 4 + 4 + 6 + 6 + 8 + 1
+    assert blocks[0].in_channels == 32 and blocks[0].out_channels == 24  # 16 * 1.4 -> 24
+    assert EfficientNet.resolve_arch('lite2')['dropout'] == PUBLISHED_LITE['lite2'][3]
+    # an explicit activation still wins
+    m = EfficientNet('lite0', act_cfg=dict(type='SiLU'), out_indices=(1,))
+    assert isinstance(m.layers.stem.act, nn.SiLU)
+
+
+# ------------------------------------------------------- TensorFlow 'SAME' padding
+@pytest.mark.parametrize('size', [7, 8, 9, 10, 64, 65])
+@pytest.mark.parametrize('kernel,stride,dilation', [(3, 2, 1), (5, 2, 1), (3, 1, 1), (5, 1, 2)])
+def test_tf_same_conv_equals_timm_conv2d_same(size, kernel, stride, dilation) -> None:
+    """ConvNormAct(padding='tf_same') computes timm's Conv2dSame (the reference port of
+    TF's 'SAME'), for odd and even sizes."""
+    layers = pytest.importorskip('timm.layers')
+    from mmbackbones.models.layers import ConvNormAct
+
+    torch.manual_seed(0)
+    ref = layers.create_conv2d(4, 4, kernel, stride=stride, dilation=dilation, padding='same')
+    ours = ConvNormAct(4, 4, kernel, stride, dilation, padding='tf_same', bias=False)
+    ours.conv.weight.data.copy_(ref.weight.data)
+    x = torch.randn(1, 4, size, size + 3)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
+    assert ours(x).shape[-2:] == (math.ceil(size / stride), math.ceil((size + 3) / stride))
+
+
+def test_tf_same_padding_by_hand() -> None:
+    from mmbackbones.models.layers import TFSamePad, tf_same_padding
+
+    # TF: out = ceil(n / s); total = (out - 1) * s + k - n, the odd pixel at the end
+    assert tf_same_padding(224, 3, 2) == (0, 1)  # 111 * 2 + 3 - 224 = 1
+    assert tf_same_padding(225, 3, 2) == (1, 1)  # 112 * 2 + 3 - 225 = 2
+    assert tf_same_padding(112, 5, 2) == (1, 2)  # 55 * 2 + 5 - 112 = 3
+    assert tf_same_padding(14, 5, 1) == (2, 2)
+    assert tf_same_padding(14, 3, 1, dilation=2) == (2, 2)
+    assert tf_same_padding(8, 1, 2) == (0, 0)  # would be -1: clamped
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    y = TFSamePad(3, 2)(x)
+    assert y.shape == (1, 1, 5, 5)
+    assert (y[..., :4, :4] == x).all() and y[..., 4, :].abs().sum() == 0
+
+
+def test_tf_same_changes_only_strided_convs() -> None:
+    # the same parameters and state-dict keys; a pad layer exactly in front of the
+    # strided convs (stem and the stride-2 depthwise convs); complexity unchanged
+    from mmbackbones.models.layers import TFSamePad
+
+    a = EfficientNet('b0', out_indices=(5,))
+    b = EfficientNet('b0', out_indices=(5,), padding='tf_same')
+    assert [(k, v.shape) for k, v in a.state_dict().items()] == [
+        (k, v.shape) for k, v in b.state_dict().items()
+    ]
+    pads = [n for n, m in b.named_modules() if isinstance(m, TFSamePad)]
+    strided = [
+        n.rsplit('.', 1)[0]
+        for n, m in a.named_modules()
+        if isinstance(m, nn.Conv2d) and m.stride != (1, 1)
+    ]
+    assert [p.rsplit('.', 1)[0] for p in pads] == strided and len(strided) == 5
+    assert all(b.get_submodule(p[: -len('pad')] + 'conv').padding == (0, 0) for p in pads)
+    # dilated (output_stride=8): stride 1 and an odd kernel, static symmetric padding
+    c = EfficientNet('b0', out_indices=(5,), padding='tf_same', output_stride=8)
+    assert sum(isinstance(m, TFSamePad) for m in c.modules()) == 3
+    with pytest.raises(ValueError, match=r"padding must be one of \('symmetric', 'tf_same'\)"):
+        EfficientNet('b0', padding='same')

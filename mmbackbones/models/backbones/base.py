@@ -15,6 +15,8 @@ else is decided here, once, for all families:
   dilation; taps keep their index and report their actual reduction.
 * ``feature_location='expansion'``: families split the expansion conv off the first
   stride-32 block (:meth:`BaseBackbone.split_here`), which then becomes the stride-16 tap.
+* ``padding`` (the mobile families, :attr:`BaseBackbone.paddings`): ``'symmetric'`` or
+  TensorFlow's ``'tf_same'`` (``models/layers/padding.py``), for weights trained in TF.
 * ``frozen_stages`` (-1 none, 0 stem, k stem + first k stages), ``norm_eval`` over every
   ``_BatchNorm`` (SyncBN included) and ``with_cp`` (activation checkpointing per block),
   re-applied in :meth:`train`.
@@ -46,7 +48,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones.complexity import Complexity, Cx, conv_cx, linear_cx, norm_cx
 
-from ..layers import ConvNormAct, InvertedResidual
+from ..layers import ConvNormAct, InvertedResidual, check_padding
 
 FEATURE_LOCATIONS = ('bottleneck', 'expansion')
 OUTPUT_STRIDES = (8, 16, 32)
@@ -214,6 +216,10 @@ class BaseBackbone(BaseModule):
         feature_location (str): ``'bottleneck'``: the stride-16 tap is the last stride-16
             block's output (mmdet SSDLite). ``'expansion'``: it is the expansion layer of
             the first stride-32 block (MobileNetV3 paper, torchvision SSDLite).
+        padding (str): Convolution padding, one of the family's :attr:`paddings`:
+            ``'symmetric'`` (PyTorch's) or, in the mobile families, ``'tf_same'``
+            (TensorFlow's ``'SAME'``: what weights trained in TensorFlow need, e.g. timm's
+            ``tf_*`` ports and the ``efficientnet_pytorch`` files). Default: 'symmetric'.
         init_cfg (dict | list[dict] | None): mmengine initialisation config; ``None`` =
             :attr:`default_init_cfg`.
         pretrained (str | None): Not an argument to use: mmseg's ``EncoderDecoder`` copies
@@ -225,6 +231,8 @@ class BaseBackbone(BaseModule):
 
     #: preset name -> arch dict (partial, merged over :attr:`default_arch`)
     arch_settings: ClassVar[dict[str, Any]] = {}
+    #: the ``padding`` modes the family builds (the mobile families add ``'tf_same'``)
+    paddings: ClassVar[tuple[str, ...]] = ('symmetric',)
     #: every key of the family's arch dict, with its default
     default_arch: ClassVar[dict[str, Any]] = {}
     #: ``init_cfg`` when none is given: Kaiming (fan-out) convs, norms with weight 1
@@ -243,6 +251,7 @@ class BaseBackbone(BaseModule):
         feature_location: str = 'bottleneck',
         init_cfg: dict | list[dict] | None = None,
         pretrained: str | None = None,
+        padding: str = 'symmetric',
     ) -> None:
         init_cfg = self._pretrained_to_init_cfg(pretrained, init_cfg)
         if init_cfg is None:
@@ -257,6 +266,7 @@ class BaseBackbone(BaseModule):
                 f'feature_location must be one of {FEATURE_LOCATIONS}, '
                 f'got {feature_location!r}'
             )
+        self.padding = check_padding(padding, type(self).__name__, self.paddings)
         if isinstance(out_indices, int):
             out_indices = (out_indices,)
         self._requested_out_indices = tuple(out_indices)
@@ -455,7 +465,7 @@ class BaseBackbone(BaseModule):
                 c_in = spec.in_channels
                 conv = ConvNormAct(
                     c_in, spec.out_channels, spec.kernel_size, stride=stride,
-                    norm_cfg=norm_cfg, act_cfg=act_cfg,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg, padding=self.padding,
                 )  # fmt: skip
                 head = spec.kind == 'head'
                 specs.append(
@@ -490,6 +500,7 @@ class BaseBackbone(BaseModule):
                 nominal_stride=spec.stride,
                 with_expand=spec.with_expand and not split,
                 shortcut=spec.shortcut,
+                padding=self.padding,
                 **kw,
             )
             specs.append(LayerSpec(f'b{i}', block, spec.out_channels, sched.nominal, spec.stage))

@@ -20,6 +20,12 @@ What is implemented here:
   gate. Stochastic depth ("drop connect") on the residual branch grows linearly with the
   block index, ``drop_path_rate * i / num_blocks`` (the authors', timm's and torchvision's
   schedule).
+* **EfficientNet-Lite** (the authors' ``efficientnet/lite`` builder, for mobile
+  accelerators and quantization): the same stages without SE, ReLU6 instead of swish, and
+  neither the stem (32), the head (1280) nor the repeats of the first and last stage
+  scaled; presets ``lite0``-``lite4`` (timm's ``efficientnet_lite*``).
+* ``padding='tf_same'`` (the contract's option) reproduces TensorFlow's padding, which the
+  authors' weights (timm's ``tf_*`` ports, ``efficientnet_pytorch`` files) were trained with.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import torch.nn as nn
 
 from mmbackbones.registry import MODELS
 
-from ..layers import make_divisible
+from ..layers import PADDINGS, make_divisible
 from .base import BaseBackbone, BlockSpec
 
 # Compound-scaling coefficients found by grid search on B0 (paper Section 4):
@@ -66,6 +72,17 @@ EFFICIENTNET_PRESETS: dict[str, tuple[float, float, int, float]] = {
     'b6': (1.8, 2.6, 528, 0.5),
     'b7': (2.0, 3.1, 600, 0.5),
 }
+# EfficientNet-Lite (authors' efficientnet_lite_builder.py): same columns.
+LITE_PRESETS: dict[str, tuple[float, float, int, float]] = {
+    'lite0': (1.0, 1.0, 224, 0.2),
+    'lite1': (1.0, 1.1, 240, 0.2),
+    'lite2': (1.1, 1.2, 260, 0.3),
+    'lite3': (1.2, 1.4, 280, 0.3),
+    'lite4': (1.4, 1.8, 300, 0.3),
+}
+# what makes a Lite model (efficientnet_lite_builder.py): no SE ("not well supported on
+# many lite devices"), ReLU6 ("for easier quantization"), stem and head not scaled
+LITE = dict(se_ratio=0.0, act='ReLU6', fix_stem_head=True)
 
 # The arch dict: keys and defaults (EfficientNet.default_arch).
 DEFAULT_ARCH: dict[str, Any] = dict(
@@ -77,8 +94,11 @@ DEFAULT_ARCH: dict[str, Any] = dict(
     stages=B0_STAGES,  # base stage table, before scaling (columns as B0_STAGES)
     stem_channels=32,  # before width scaling
     head_channels=1280,  # the final 1x1 conv, before width scaling
-    se_ratio=0.25,  # SE squeeze = max(1, int(block input channels * se_ratio))
+    se_ratio=0.25,  # SE squeeze = max(1, int(block input channels * se_ratio)); 0: no SE
     divisor=8,  # channels are rounded to multiples of this
+    act='SiLU',  # activation type of stem, blocks, SE and head (act_cfg=None); Lite: ReLU6
+    # Lite: stem and head channels and the repeats of the first and last stage unscaled
+    fix_stem_head=False,
 )
 
 
@@ -143,25 +163,28 @@ class EfficientNet(BaseBackbone):
 
     Args:
         arch (str | dict): A preset ``'b0'`` ... ``'b7'`` (the published table
-            :data:`EFFICIENTNET_PRESETS`) or a dict with any of the keys:
+            :data:`EFFICIENTNET_PRESETS`), ``'lite0'`` ... ``'lite4'`` (EfficientNet-Lite,
+            :data:`LITE_PRESETS`) or a dict with any of the keys:
             ``phi`` (compound coefficient: ``width=1.1**phi``, ``depth=1.2**phi``,
             ``resolution=224*1.15**phi``; cannot be combined with ``width``/``depth``),
             ``width`` and ``depth`` (explicit multipliers, default 1.0), ``resolution``
             (metadata), ``dropout`` (classifier dropout, default 0.2), ``stages`` (base
             stage table, rows ``(expand, kernel, stride, channels, repeats)``),
-            ``stem_channels`` (32), ``head_channels`` (1280), ``se_ratio`` (0.25) and
-            ``divisor`` (8). Default: 'b0'.
+            ``stem_channels`` (32), ``head_channels`` (1280), ``se_ratio`` (0.25; 0 for
+            no SE), ``divisor`` (8), ``act`` (the activation type, 'SiLU') and
+            ``fix_stem_head`` (Lite: stem, head and the first and last stage's repeats are
+            not scaled; False). Default: 'b0'.
         out_indices (Sequence[int]): Taps to return. Default: (1, 2, 3, 4), strides 4-32.
         norm_cfg (dict | None): Norm layers. ``None`` = BN with eps 1e-3 and momentum 0.01,
             the paper's TF settings (TF's decay 0.99 is PyTorch's momentum 0.01).
         act_cfg (dict | None): Activation of the stem, the blocks (SE included) and the head;
-            ``None`` = SiLU (swish).
+            ``None`` = the arch's ``act``: SiLU (swish), Lite: ReLU6.
         drop_path_rate (float): Stochastic depth of the last block; block ``i`` of ``n``
             drops its residual branch with ``drop_path_rate * i / n``. Default: 0.2.
         init_cfg (dict | list[dict] | None): mmengine init config. ``None`` = Kaiming
             fan-out for convs, ones for norms.
         **kwargs: The contract's arguments (``frozen_stages``, ``norm_eval``, ``with_cp``,
-            ``output_stride``, ``feature_location``), see ``BaseBackbone``.
+            ``output_stride``, ``feature_location``, ``padding``), see ``BaseBackbone``.
 
     Example:
         >>> import torch
@@ -174,11 +197,18 @@ class EfficientNet(BaseBackbone):
     """
 
     arch_settings = {
-        name: dict(width=w, depth=d, resolution=r, dropout=p)
-        for name, (w, d, r, p) in EFFICIENTNET_PRESETS.items()
+        **{
+            name: dict(width=w, depth=d, resolution=r, dropout=p)
+            for name, (w, d, r, p) in EFFICIENTNET_PRESETS.items()
+        },
+        **{
+            name: dict(width=w, depth=d, resolution=r, dropout=p, **LITE)
+            for name, (w, d, r, p) in LITE_PRESETS.items()
+        },
     }
 
     default_arch = DEFAULT_ARCH
+    paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(
         self,
@@ -195,7 +225,7 @@ class EfficientNet(BaseBackbone):
         self.arch = self.resolve_arch(arch)
         self.widen_factor = widen_factor
         self.norm_cfg = dict(type='BN', eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
-        self.act_cfg = dict(type='SiLU', inplace=True) if act_cfg is None else act_cfg
+        self.act_cfg = dict(type=self.arch['act'], inplace=True) if act_cfg is None else act_cfg
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(
                 f'EfficientNet: drop_path_rate must be in [0, 1), got {drop_path_rate!r}'
@@ -205,15 +235,18 @@ class EfficientNet(BaseBackbone):
         num_blocks = sum(s.kind == 'block' for s in layout)
 
         def block_kwargs(i: int, spec: BlockSpec) -> dict[str, Any]:
+            se_cfg = None
+            if spec.se_channels:
+                se_cfg = dict(
+                    reduced_channels=spec.se_channels,
+                    act_cfg=self.act_cfg,
+                    gate_cfg=dict(type='Sigmoid'),
+                )
             return dict(
                 norm_cfg=self.norm_cfg,
                 expand_act_cfg=self.act_cfg,
                 dw_act_cfg=self.act_cfg,
-                se_cfg=dict(
-                    reduced_channels=spec.se_channels,
-                    act_cfg=self.act_cfg,
-                    gate_cfg=dict(type='Sigmoid'),
-                ),
+                se_cfg=se_cfg,
                 drop_path_rate=drop_path_rate * i / num_blocks,
             )
 
@@ -257,25 +290,34 @@ class EfficientNet(BaseBackbone):
     @classmethod
     def layout(cls, arch: str | dict, widen_factor: float = 1.0) -> list[BlockSpec]:
         """The arch's base stage table with its width (x ``widen_factor``) and depth
-        multipliers applied: the stem, the MBConv blocks and the head conv.
+        multipliers applied: the stem, the MBConv blocks and the head conv (with
+        ``fix_stem_head``, Lite's rule, the stem, the head and the first and last stage's
+        repeats keep their base values).
 
         Example:
             >>> specs = EfficientNet.layout('b0')
             >>> len(specs), [s.out_channels for s in specs[:5]], specs[-1].out_channels
             (18, [32, 16, 24, 24, 40], 1280)
+            >>> specs = EfficientNet.layout('lite4')
+            >>> len(specs), [s.out_channels for s in specs[:3]], specs[-1].out_channels
+            (32, [32, 24, 32], 1280)
         """
         a = cls.resolve_arch(arch)
         if not widen_factor > 0:
             raise ValueError(f'EfficientNet: widen_factor must be > 0, got {widen_factor!r}')
         w, d, div = a['width'] * widen_factor, a['depth'], a['divisor']
-        stem = scale_width(a['stem_channels'], w, div)
+        fixed = a['fix_stem_head']
+        stem = a['stem_channels'] if fixed else scale_width(a['stem_channels'], w, div)
         specs = [BlockSpec('stem', 3, stem, stem, 3, 2, 0)]
         in_ch = stem
+        last = len(a['stages'])
         for stage, (expand, k, stride, out, repeats) in enumerate(a['stages'], start=1):
             out_ch = scale_width(out, w, div)
-            for j in range(scale_depth(repeats, d)):
+            if not (fixed and stage in (1, last)):
+                repeats = scale_depth(repeats, d)
+            for j in range(repeats):
                 mid = make_divisible(in_ch * expand, div) if expand != 1 else in_ch
-                se = max(1, int(in_ch * a['se_ratio']))
+                se = max(1, int(in_ch * a['se_ratio'])) if a['se_ratio'] else 0
                 specs.append(
                     BlockSpec(
                         'block', in_ch, out_ch, mid, k, stride if j == 0 else 1, stage, se,
@@ -283,7 +325,7 @@ class EfficientNet(BaseBackbone):
                     )
                 )  # fmt: skip
                 in_ch = out_ch
-        head = scale_width(a['head_channels'], w, div)
+        head = a['head_channels'] if fixed else scale_width(a['head_channels'], w, div)
         specs.append(BlockSpec('head', in_ch, head, head, 1, 1, specs[-1].stage))
         return specs
 

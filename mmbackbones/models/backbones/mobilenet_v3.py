@@ -31,7 +31,7 @@ import torch.nn as nn
 from mmbackbones.complexity import Cx, linear_cx
 from mmbackbones.registry import MODELS
 
-from ..layers import build_act, make_divisible
+from ..layers import PADDINGS, build_act, make_divisible
 from .base import BaseBackbone, BlockSpec
 
 # Paper Tables 1 and 2 (torchvision's rows). Columns:
@@ -215,7 +215,7 @@ class MobileNetV3(BaseBackbone):
             classifier); the 'RE' blocks and SE keep ReLU. Default: HSwish.
         init_cfg (dict | list[dict] | None): Default: Kaiming (fan_out) convs, BN weight 1.
         **kwargs: The contract's arguments (``frozen_stages``, ``norm_eval``, ``with_cp``,
-            ``output_stride``, ``feature_location``), see ``BaseBackbone``.
+            ``output_stride``, ``feature_location``, ``padding``), see ``BaseBackbone``.
 
     Example:
         >>> import torch
@@ -234,6 +234,7 @@ class MobileNetV3(BaseBackbone):
     }
 
     default_arch = DEFAULT_ARCH
+    paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from mmcv.cnn import build_norm_layer
 from mmbackbones.complexity import Cx, linear_cx, norm_cx
 from mmbackbones.registry import MODELS
 
-from ..layers import make_divisible
+from ..layers import PADDINGS, make_divisible
 from .base import BaseBackbone, BlockSpec
 
 # The arch dict: keys and defaults (ReXNet.default_arch).
@@ -148,7 +148,7 @@ class ReXNet(BaseBackbone):
         widen_factor (float): Width multiplier on top of the arch's ``width_mult`` (the
             name every family shares). Default: 1.0.
         **kwargs: The contract's arguments (``frozen_stages``, ``norm_eval``, ``with_cp``,
-            ``output_stride``, ``feature_location``), see ``BaseBackbone``.
+            ``output_stride``, ``feature_location``, ``padding``), see ``BaseBackbone``.
 
     Example:
         >>> import torch
@@ -168,6 +168,7 @@ class ReXNet(BaseBackbone):
         },
     }
     default_arch = DEFAULT_ARCH
+    paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(
         self,

@@ -6,13 +6,16 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
 from .activations import build_act
+from .padding import conv_padding
 
 
 class ConvNormAct(nn.Sequential):
     """``conv`` -> ``bn`` -> ``act`` with 'same' padding for odd kernels and dilation.
 
     Children are named ``conv``, ``bn`` and ``act`` (the last two only when configured),
-    which keeps state-dict keys stable and lets ``mmcv.cnn.fuse_conv_bn`` fold them.
+    which keeps state-dict keys stable and lets ``mmcv.cnn.fuse_conv_bn`` fold them. With
+    ``padding='tf_same'`` a strided conv is preceded by a parameter-free ``pad``
+    (:class:`~.padding.TFSamePad`, TensorFlow's asymmetric padding) and has none itself.
 
     Args:
         in_channels (int): Input channels.
@@ -24,7 +27,9 @@ class ConvNormAct(nn.Sequential):
         bias (bool | None): Conv bias; default is ``True`` only without a norm layer.
         norm_cfg (dict | None): mmcv norm config, ``None`` for no norm. Default: None.
         act_cfg (dict | None): Activation config, ``None`` for none. Default: None.
-        padding (int | None): Explicit padding; default keeps the size at stride 1.
+        padding (int | str | None): Explicit padding, or a mode of
+            :data:`~.padding.PADDINGS`: ``'symmetric'`` (the default, ``None``: keeps the
+            size at stride 1) or ``'tf_same'`` (TensorFlow's ``'SAME'``).
 
     Example:
         >>> import torch
@@ -45,11 +50,13 @@ class ConvNormAct(nn.Sequential):
         bias: bool | None = None,
         norm_cfg: dict | None = None,
         act_cfg: dict | None = None,
-        padding: int | None = None,
+        padding: int | str | None = None,
     ) -> None:
         super().__init__()
-        if padding is None:
-            padding = dilation * (kernel_size - 1) // 2
+        if padding is None or isinstance(padding, str):
+            padding, pad = conv_padding(kernel_size, stride, dilation, padding or 'symmetric')
+            if pad is not None:
+                self.pad = pad
         if bias is None:
             bias = norm_cfg is None
         self.conv = nn.Conv2d(

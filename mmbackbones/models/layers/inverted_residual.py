@@ -60,6 +60,8 @@ class InvertedResidual(nn.Module):
         shortcut (str): ``'full'``, ``'partial'`` or ``'none'``; applied only where the
             shapes allow it (see module docstring). Default: ``'full'``.
         drop_path_rate (float): Stochastic depth on the residual branch. Default: 0.
+        padding (str): The depthwise conv's padding mode, ``'symmetric'`` or
+            ``'tf_same'`` (TensorFlow's, see :mod:`.padding`). Default: 'symmetric'.
 
     Example:
         >>> import torch
@@ -86,6 +88,7 @@ class InvertedResidual(nn.Module):
         post_se_act_cfg: dict | None = None,
         shortcut: str = 'full',
         drop_path_rate: float = 0.0,
+        padding: str = 'symmetric',
     ) -> None:
         super().__init__()
         if shortcut not in ('full', 'partial', 'none'):
@@ -118,6 +121,7 @@ class InvertedResidual(nn.Module):
             groups=mid_channels,
             norm_cfg=norm_cfg,
             act_cfg=dw_act_cfg,
+            padding=padding,
         )
         self.se = SqueezeExcite(mid_channels, **se_cfg) if se_cfg else None
         self.post_se_act = build_act(post_se_act_cfg) if post_se_act_cfg else None
