@@ -429,11 +429,15 @@ def test_wrong_family_and_source_are_named() -> None:
         convert(sd, 'timm', 'ReXNet', '1.0')
 
 
-def test_tf_ports_are_refused() -> None:
-    with pytest.raises(ConversionError, match="'same' .*padding"):
-        resolve(SOURCES['timm'], model='tf_efficientnet_b0.ns_jft_in1k')
-    with pytest.raises(ConversionError, match="'same' .*padding"):
-        resolve(SOURCES['timm'], model='tf_mobilenetv3_large_100')
+def test_tf_ports_need_their_model_name() -> None:
+    # timm's TensorFlow ports convert with TF's padding and BN eps (parity:
+    # test_convert_tf.py); the tensors alone cannot tell them from the PyTorch-native ones
+    req = resolve(SOURCES['timm'], model='tf_efficientnet_b0.ns_jft_in1k')
+    assert (req.kwargs, req.bn_eps) == (dict(padding='tf_same'), 1e-3)
+    req = resolve(SOURCES['timm'], model='tf_mobilenetv3_large_100')
+    assert req.kwargs['padding'] == 'tf_same' and req.bn_eps == 1e-3
+    with pytest.raises(ConversionError, match="'minimal' variants"):
+        resolve(SOURCES['timm'], model='tf_mobilenetv3_large_minimal_100')
     # identical tensors: the PyTorch-native model must be named
     with pytest.raises(ConversionError, match='needs --model'):
         resolve(SOURCES['timm'], 'EfficientNet', 'b0')
@@ -636,7 +640,8 @@ def test_bad_input_in_process(rexnet_sd, tmp_path, capsys, monkeypatch) -> None:
     for argv, what in [
         ([good, dst, '--source', 'keras'], 'invalid choice'),
         ([good, dst, '--source', 'timm', '--model', 'vit_base'], 'unknown timm model'),
-        ([good, dst, '--source', 'timm', '--model', 'tf_efficientnet_b3'], "'same'"),
+        ([good, dst, '--source', 'timm', '--model', 'tf_mobilenetv3_small_minimal_100'],
+         'minimal'),
         ([str(tmp_path / 'nope.pth'), dst, '--source', 'timm'], 'does not exist'),
         ([good, dst, '--source', 'timm', '--backbone', 'ReXNet', '--arch', '9.9'], 'unknown arch'),
         ([good, dst, '--source', 'clovaai', '--backbone', 'RegNet', '--arch', 'regnetx_400mf'],

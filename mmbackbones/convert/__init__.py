@@ -1,5 +1,5 @@
-"""Checkpoint converters: ImageNet weights from timm, torchvision, clovaai/rexnet and pycls
-into mmbackbones backbones (``tools/convert_weights.py`` is the command line).
+"""Checkpoint converters: ImageNet weights from timm, torchvision, clovaai/rexnet, pycls and
+efficientnet_pytorch into mmbackbones backbones (``tools/convert_weights.py`` is the command line).
 
 Example:
     >>> from mmbackbones.convert import SOURCES, convert_file, resolve
@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from . import clovaai, pycls, timm, torchvision
+from . import clovaai, efficientnet_pytorch, pycls, timm, torchvision
 from .core import ConvertResult, Request, convert_file, convert_state_dict, resolve
 from .diagnose import diagnose
 from .formatting import format_config
@@ -20,7 +20,14 @@ from .target import families
 
 #: ``--source`` name -> :class:`Source`.
 SOURCES: dict[str, Source] = {
-    s.name: s for s in (timm.SOURCE, torchvision.SOURCE, clovaai.SOURCE, pycls.SOURCE)
+    s.name: s
+    for s in (
+        timm.SOURCE,
+        torchvision.SOURCE,
+        clovaai.SOURCE,
+        pycls.SOURCE,
+        efficientnet_pytorch.SOURCE,
+    )
 }
 
 
@@ -40,16 +47,20 @@ def convert(
     *,
     model: str | None = None,
     rgb: bool = False,
+    classifier: bool = False,
     **kwargs,
 ) -> ConvertResult:
     """Convert an (unwrapped) source state dict; ``kwargs`` are further backbone arguments.
 
-    A one-call wrapper of :func:`resolve` + :func:`convert_state_dict`.
+    A one-call wrapper of :func:`resolve` + :func:`convert_state_dict` (``classifier``:
+    with the ImageNet classifier, an ``ImageClassifier`` state dict).
     """
     if source not in SOURCES:
         raise ConversionError(f'unknown source {source!r}; valid: {list(SOURCES)}')
     req = resolve(SOURCES[source], backbone, arch, kwargs, model)
-    return convert_state_dict(state_dict, req, rgb=rgb, others=list(SOURCES.values()))
+    return convert_state_dict(
+        state_dict, req, rgb=rgb, others=list(SOURCES.values()), classifier=classifier
+    )
 
 
 __all__ = [

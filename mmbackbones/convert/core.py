@@ -33,10 +33,11 @@ from typing import Any
 
 import torch
 
+from .classifier import convert_classifier
 from .diagnose import diagnose
 from .formatting import first, kwargs_repr
 from .io import read_state_dict
-from .source import ConversionError, Preset, Source, apply_key_map
+from .source import ConversionError, Drop, Preset, Source, apply_key_map, default_eval_transform
 from .target import adapt_layout, build_meta, diff, expected_state, families
 
 #: Arguments that make no sense for a conversion (the file always holds every layer).
@@ -75,6 +76,7 @@ class Request:
         bn_eps: The BatchNorm eps the weights were trained with.
         model: The published model name, if known.
         out_indices: The taps whose layers the converted file holds; ``None`` = every layer.
+        preset: The published model's :class:`~.source.Preset`, if known.
     """
 
     source: Source
@@ -84,6 +86,7 @@ class Request:
     bn_eps: float
     model: str | None
     out_indices: tuple[int, ...] | None = None
+    preset: Preset | None = None
 
 
 def parse_arch(arch: str | dict | None) -> str | dict | None:
@@ -184,7 +187,7 @@ def resolve(
         preset = _matching_preset(source, family, arch, kwargs)
     bn_eps = preset.bn_eps if preset else source.default_bn_eps.get(family, 1e-5)
     out_indices = tuple(out_indices) if out_indices is not None else None
-    return Request(source, family, arch, kwargs, bn_eps, model, out_indices)
+    return Request(source, family, arch, kwargs, bn_eps, model, out_indices, preset)
 
 
 def _matching_preset(source: Source, family: str, arch: Any, kwargs: dict) -> Preset | None:
@@ -203,6 +206,7 @@ def convert_state_dict(
     rgb: bool = False,
     others: Sequence[Source] = (),
     src_name: str = 'the file',
+    classifier: bool = False,
 ) -> ConvertResult:
     """Map a source state dict onto our backbone, strictly.
 
@@ -212,6 +216,9 @@ def convert_state_dict(
         rgb: Fold a BGR stem conv to RGB (flip its input channels).
         others: The other sources, tried when diagnosing a file that does not fit.
         src_name: The file's name in messages.
+        classifier: Also convert the ImageNet classifier: the result is the state dict of
+            ``ImageClassifier(meta['backbone'], meta['num_classes'])`` (``backbone.*``,
+            ``head.*``) and ``meta['preprocess']`` states the evaluation transform.
 
     Raises:
         ConversionError: a tensor is unmapped, missing or of the wrong shape; the message names
@@ -239,7 +246,12 @@ def convert_state_dict(
     notes = [src.notes[family]] if family in src.notes else []
     if filled:
         notes.append(f'filled {filled} missing BatchNorm num_batches_tracked counters with 0')
-    inp = src.input
+    if classifier and request.out_indices is not None:
+        raise ConversionError(
+            f'--classifier needs every layer of the backbone; drop out_indices='
+            f'{request.out_indices}'
+        )
+    inp = request.preset.input if request.preset and request.preset.input else src.input
     if rgb:
         if inp.color == 'BGR':
             w = ours['layers.stem.conv.weight']
@@ -283,7 +295,35 @@ def convert_state_dict(
         rgb_folded=bool(rgb and src.input.color == 'BGR'),
         dropped=[k for k, _, _ in dropped],
     )
+    if classifier:
+        head_keys = [
+            k for k in state_dict if isinstance(key_map.get(k), Drop) and key_map[k].classifier
+        ]
+        ours, meta['num_classes'] = convert_classifier(state_dict, head_keys, ours, backbone)
+        dropped = [d for d in dropped if d[0] not in set(head_keys)]
+        meta['dropped'] = [k for k, _, _ in dropped]
+        meta['classifier'] = 'ImageClassifier'
+        meta['preprocess'] = _preprocess(request, inp)
+        notes.append(
+            f'with the classifier: loads strictly into ImageClassifier(meta["backbone"], '
+            f'num_classes={meta["num_classes"]}); as a backbone init, use '
+            "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')"
+        )
     return ConvertResult(ours, dropped, notes, meta, backbone)
+
+
+def _preprocess(request: Request, inp: Any) -> dict[str, Any]:
+    """The ImageNet evaluation transform of the weights (``meta['preprocess']``)."""
+    how = request.source.eval_transform or default_eval_transform
+    t = how(request.model, request.preset)
+    return dict(
+        input_size=t.size,  # square: the centre crop the classifier sees
+        resize=t.resize,  # the shorter side before the centre crop
+        interpolation=t.interpolation,
+        color_order=inp.color,
+        mean=list(inp.mean),  # of pixel values 0-255
+        std=list(inp.std),
+    )
 
 
 # ----------------------------------------------------------------------------- files
@@ -295,6 +335,7 @@ def convert_file(
     rgb: bool = False,
     key: str | None = None,
     others: Sequence[Source] = (),
+    classifier: bool = False,
 ) -> ConvertResult:
     """Read ``src`` safely, convert it, and write ``dst`` (``{'state_dict', 'meta'}``).
 
@@ -308,6 +349,7 @@ def convert_file(
         rgb: Fold a BGR stem conv to RGB.
         key: The checkpoint entry holding the weights (``--key``).
         others: The other sources, tried when diagnosing a file that does not fit.
+        classifier: Also convert the ImageNet classifier (see :func:`convert_state_dict`).
     """
     if dst.endswith('.safetensors'):
         raise ConversionError(
@@ -317,7 +359,12 @@ def convert_file(
         raise ConversionError('SRC and DST are the same file')
     state_dict, where = read_state_dict(src, key)
     result = convert_state_dict(
-        state_dict, request, rgb=rgb, others=others, src_name=osp.basename(src)
+        state_dict,
+        request,
+        rgb=rgb,
+        others=others,
+        src_name=osp.basename(src),
+        classifier=classifier,
     )
     result.meta['src'] = osp.basename(src)
     result.meta['src_state_dict'] = where

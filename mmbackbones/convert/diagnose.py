@@ -68,10 +68,11 @@ def diagnose(
     first_conv = next(
         (f'{k} {tuple(v.shape)}' for k, v in state_dict.items() if v.dim() == 4), 'no conv'
     )
+    names = dict.fromkeys(s.name for s in [source, *others])
     closest = (
         f'the closest published model is {best[1]}'
         if best
-        else ('its keys fit none of the known layouts (timm, torchvision, clovaai, pycls)')
+        else f'its keys fit none of the known layouts ({", ".join(names)})'
     )
     return (
         f'it matches no published model exactly ({len(keys)} tensors, first conv '

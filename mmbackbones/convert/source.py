@@ -30,13 +30,20 @@ class ConversionError(ValueError):
 
 @dataclass(frozen=True)
 class Drop:
-    """A source tensor that is deliberately not converted, and why."""
+    """A source tensor that is deliberately not converted, and why.
+
+    Attributes:
+        reason: Why, in words.
+        classifier: Part of the ImageNet classifier (after the backbone's last tap): what
+            ``--classifier`` converts into our ``ImageClassifier``'s head.
+    """
 
     reason: str
+    classifier: bool = False
 
 
 #: The ImageNet classifier of every source: never part of the backbone.
-CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone')
+CLASSIFIER = Drop('classifier (ImageNet head), not part of the backbone', classifier=True)
 
 #: A key mapping: source key -> our key (``layers.<...>``) or :class:`Drop`.
 KeyMap = dict[str, Union[str, Drop]]
@@ -65,6 +72,36 @@ class Input:
 RGB_IMAGENET = Input('RGB', (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
 #: pycls: images decoded by OpenCV (BGR), the same statistics in BGR order.
 BGR_PYCLS = Input('BGR', (103.53, 116.28, 123.675), (57.375, 57.12, 58.395))
+#: Inception-style ``x / 127.5 - 1`` (timm's ``tf_*`` Lite / MobileNetV3 ports, AdvProp).
+RGB_INCEPTION = Input('RGB', (127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """The ImageNet evaluation transform a set of weights was measured with: resize the
+    shorter side to ``resize``, centre-crop ``size`` x ``size`` (``--classifier``'s meta).
+
+    Attributes:
+        size: The input (crop) size.
+        resize: The shorter side before the crop.
+        interpolation: ``'bilinear'`` or ``'bicubic'``.
+    """
+
+    size: int
+    resize: int
+    interpolation: str = 'bilinear'
+
+    @classmethod
+    def from_crop_pct(
+        cls, size: int, crop_pct: float = 0.875, interpolation: str = 'bilinear'
+    ) -> EvalTransform:
+        """timm's convention: ``resize = floor(size / crop_pct)``.
+
+        Example:
+            >>> EvalTransform.from_crop_pct(224)
+            EvalTransform(size=224, resize=256, interpolation='bilinear')
+        """
+        return cls(size, int(size / crop_pct), interpolation)
 
 
 @dataclass(frozen=True)
@@ -76,12 +113,14 @@ class Preset:
         arch: Our preset name or arch dict.
         kwargs: Further backbone arguments (e.g. ``widen_factor``).
         bn_eps: The BatchNorm eps the weights were trained with.
+        input: The input convention, where it differs from the source's.
     """
 
     family: str
     arch: str | dict
     kwargs: dict = field(default_factory=dict)
     bn_eps: float = 1e-5
+    input: Input | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,9 @@ class Source:
             apart from the tensors alone).
         default_bn_eps: Family -> BN eps of the source's weights where no preset says.
         notes: Family -> a caveat printed with every conversion of that family.
+        eval_transform: ``(model name or None, preset or None) -> EvalTransform`` of the
+            published weights (``--classifier``); ``None``: the ImageNet convention at
+            the arch's resolution (:func:`default_eval_transform`).
     """
 
     name: str
@@ -108,6 +150,7 @@ class Source:
     needs_model: Mapping[str, str] = field(default_factory=dict)
     default_bn_eps: Mapping[str, float] = field(default_factory=dict)
     notes: Mapping[str, str] = field(default_factory=dict)
+    eval_transform: Callable[[str | None, Preset | None], EvalTransform] | None = None
 
     def find(self, model: str) -> tuple[str, Preset] | None:
         """The preset of a model name (a timm-style ``.tag`` suffix is ignored)."""
@@ -122,6 +165,25 @@ class Source:
             if re.fullmatch(pattern, model.split('.')[0]):
                 return reason
         return None
+
+
+def arch_resolution(preset: Preset | None, default: int = 224) -> int:
+    """The training resolution an arch states (EfficientNet's ``resolution``), else
+    ``default``."""
+    if preset is None:
+        return default
+    arch = preset.arch
+    if isinstance(arch, str):
+        from .target import backbone_class
+
+        arch = backbone_class(preset.family).arch_settings.get(arch, {})
+    return int(arch.get('resolution', default)) if isinstance(arch, dict) else default
+
+
+def default_eval_transform(model: str | None, preset: Preset | None) -> EvalTransform:
+    """The common ImageNet evaluation: the arch's resolution (224 unless it says), resize
+    to ``size / 0.875``, bilinear."""
+    return EvalTransform.from_crop_pct(arch_resolution(preset))
 
 
 # ------------------------------------------------------------------------ mapping helpers

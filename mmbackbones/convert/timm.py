@@ -18,9 +18,12 @@ Families and timm's module naming:
 * ResNeXt (``resnext*``): torchvision's naming (``conv1``, ``bn1``, ``layer<i>.<j>.conv{1,2,3}``,
   ``bn{1,2,3}``, ``downsample.{0,1}``, ``fc``).
 
-timm's ``tf_efficientnet_*`` and ``tf_mobilenetv3_*`` are TensorFlow ports with TF "same"
-(asymmetric) padding: their tensors are indistinguishable from the PyTorch-native models', so
-``--model`` is required for these two families and the ``tf_`` models are refused.
+timm's ``tf_efficientnet_*``, ``tf_efficientnet_lite*`` and ``tf_mobilenetv3_*`` are
+TensorFlow ports with TF ``'SAME'`` (asymmetric) padding and BatchNorm eps 1e-3; they convert
+to the same backbones with ``padding='tf_same'``. Their tensors are indistinguishable from
+the PyTorch-native models', so ``--model`` is required for these two families. Input
+conventions follow timm's ``pretrained_cfg``: the Lite and MobileNetV3 ports and the AdvProp
+(``.ap_in1k``) weights expect ``x / 127.5 - 1``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .source import CLASSIFIER, PARAM, RGB_IMAGENET, Drop, KeyMap, Preset, Source, regex_mapper
+from .source import (
+    CLASSIFIER,
+    PARAM,
+    RGB_IMAGENET,
+    RGB_INCEPTION,
+    Drop,
+    EvalTransform,
+    Input,
+    KeyMap,
+    Preset,
+    Source,
+    default_eval_transform,
+    regex_mapper,
+)
 
 POOLED_CONV_HEAD = Drop(
     "classifier: MobileNetV3's conv_head is the 1x1 layer after global pooling "
-    '(the classifier hidden layer)'
+    '(the classifier hidden layer)',
+    classifier=True,
 )
 _P = PARAM
 
@@ -173,12 +190,24 @@ resnext = regex_mapper(
 )
 
 # ---------------------------------------------------------------------------- presets
-_TF_PADDING = (
-    "a TensorFlow port with TF 'same' (asymmetric) padding and BatchNorm eps 1e-3; our "
-    'backbones pad symmetrically, so these weights would load but compute shifted, silently '
-    "wrong features. Use the PyTorch-native weights instead (timm's efficientnet_b* / "
-    "mobilenetv3_*, torchvision's, or pycls EN-B*)"
-)
+#: timm's TensorFlow ports: TF 'SAME' padding, BatchNorm eps 1e-3 (BN_EPS_TF_DEFAULT)
+_TF = dict(padding='tf_same')
+_TF_EPS = 1e-3
+
+
+def eval_transform(model: str | None, preset: Preset | None) -> EvalTransform:
+    """The evaluation transform of a timm model: its ``pretrained_cfg`` (timm's public
+    ``get_pretrained_cfg``; the default tag's without one) when timm is installed, else
+    the common ImageNet convention."""
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError:  # pragma: no cover - timm is in the convert extra
+        return default_eval_transform(model, preset)
+    cfg = get_pretrained_cfg(model) if model else None
+    if cfg is None:
+        return default_eval_transform(model, preset)
+    size = cfg.input_size[-1]
+    return EvalTransform.from_crop_pct(size, cfg.crop_pct, cfg.interpolation or 'bilinear')
 
 
 def _regnet_dict(w0: int, wa: float, wm: float, group_w: int, depth: int, se: float = 0.0):
@@ -264,6 +293,27 @@ PRESETS: dict[str, Preset] = {
        for a, w in [('large', '075'), ('large', '100'), ('small', '050'), ('small', '075'),
                     ('small', '100')]},
     **{f'efficientnet_b{i}': Preset('EfficientNet', f'b{i}') for i in range(8)},
+    # timm's own 3600-epoch recipe normalises as Inception does
+    'efficientnet_b0.ra4_e3600_r224_in1k': Preset('EfficientNet', 'b0', input=RGB_INCEPTION),
+    'efficientnet_b1.ra4_e3600_r240_in1k': Preset('EfficientNet', 'b1', input=RGB_INCEPTION),
+    'mobilenetv3_large_100.ra4_e3600_r224_in1k': Preset(
+        'MobileNetV3', 'large', dict(widen_factor=1.0, width_rule='timm'), input=RGB_INCEPTION),
+    # Alibaba MIIL's ImageNet-21k weights: pixels scaled to [0, 1], no mean/std
+    **{f'mobilenetv3_large_100.{t}': Preset(
+        'MobileNetV3', 'large', dict(widen_factor=1.0, width_rule='timm'),
+        input=Input('RGB', (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)))
+       for t in ('miil_in21k', 'miil_in21k_ft_in1k')},
+    **{f'efficientnet_lite{i}': Preset('EfficientNet', f'lite{i}') for i in range(5)},
+    **{f'tf_efficientnet_b{i}': Preset('EfficientNet', f'b{i}', _TF, _TF_EPS) for i in range(8)},
+    # AdvProp weights (.ap_in1k) expect x / 127.5 - 1
+    **{f'tf_efficientnet_b{i}.ap_in1k': Preset('EfficientNet', f'b{i}', _TF, _TF_EPS,
+                                               RGB_INCEPTION) for i in range(8)},
+    **{f'tf_efficientnet_lite{i}': Preset('EfficientNet', f'lite{i}', _TF, _TF_EPS, RGB_INCEPTION)
+       for i in range(5)},
+    **{f'tf_mobilenetv3_{a}_{w}': Preset(
+        'MobileNetV3', a, dict(widen_factor=int(w) / 100, width_rule='timm', **_TF), _TF_EPS,
+        RGB_INCEPTION)
+       for a, w in [('large', '075'), ('large', '100'), ('small', '075'), ('small', '100')]},
     **{f'regnet{k}_{n}': regnet_preset(k, s) for k in 'xy' for n, s in _TIMM_REGNET_SIZES.items()
        if s in REGNET_PARAMS[k]},
     'regnety_640': regnet_preset('y', '64gf'),
@@ -289,8 +339,11 @@ SOURCE = Source(
     presets=PRESETS,
     input=RGB_IMAGENET,
     refused=(
-        (r'tf_efficientnet.*', _TF_PADDING),
-        (r'tf_mobilenetv3.*', _TF_PADDING),
+        (
+            r'tf_mobilenetv3_.*_minimal_.*',
+            "timm's MobileNetV3 'minimal' variants (no SE, no h-swish, 3x3 kernels only) are "
+            'no MobileNetV3 preset or arch',
+        ),
         (
             r'rexnetr_.*',
             "timm's rexnetr_* round every channel count (SE included) to multiples of 8; no "
@@ -300,9 +353,9 @@ SOURCE = Source(
     needs_model={
         fam: (
             f'--source timm --backbone {fam} needs --model: timm publishes {what} with tensors '
-            "identical to its tf_* TensorFlow ports, which use TF 'same' padding that our "
-            f'{fam} does not implement (silently wrong features). Name the timm model, e.g. '
-            f'--model {example}'
+            "identical to its tf_* TensorFlow ports, which need padding='tf_same' and "
+            'BatchNorm eps 1e-3 (silently wrong features otherwise). Name the timm model, '
+            f'e.g. --model {example}'
         )
         for fam, what, example in [
             ('EfficientNet', 'efficientnet_b*', 'efficientnet_b0'),
@@ -310,4 +363,5 @@ SOURCE = Source(
         ]
     },
     default_bn_eps={},
+    eval_transform=eval_transform,
 )

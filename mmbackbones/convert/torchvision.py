@@ -31,10 +31,12 @@ from .source import (
     CLASSIFIER,
     PARAM,
     RGB_IMAGENET,
+    EvalTransform,
     KeyMap,
     Preset,
     Source,
     conv_bn_roles,
+    default_eval_transform,
     regex_mapper,
 )
 
@@ -141,6 +143,20 @@ PRESETS: dict[str, Preset] = {
     **{f'resnext{n}': Preset('ResNeXt', n) for n in ('50_32x4d', '101_32x8d', '101_64x4d')},
 }  # fmt: skip
 
+
+def eval_transform(model: str | None, preset: Preset | None) -> EvalTransform:
+    """The evaluation transform of torchvision's ``DEFAULT`` weights of ``model`` (its public
+    ``get_model_weights(...).DEFAULT.transforms()``; older weights of the same model may
+    have resized a little differently), else the common ImageNet convention."""
+    try:
+        from torchvision.models import get_model_weights
+
+        t = get_model_weights(model).DEFAULT.transforms()
+    except (ImportError, ValueError, KeyError, TypeError, AttributeError):
+        return default_eval_transform(model, preset)
+    return EvalTransform(t.crop_size[0], t.resize_size[0], t.interpolation.value)
+
+
 SOURCE = Source(
     name='torchvision',
     mappers={
@@ -160,4 +176,5 @@ SOURCE = Source(
         ),
     ),
     default_bn_eps={'MobileNetV3': 1e-3},
+    eval_transform=eval_transform,
 )
