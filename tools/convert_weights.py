@@ -6,6 +6,8 @@ python tools/convert_weights.py SRC DST --source timm --model efficientnet_b0
 python tools/convert_weights.py SRC DST --source torchvision --model regnet_y_400mf
 python tools/convert_weights.py SRC DST --source clovaai --backbone ReXNet --arch lite-1.0
 python tools/convert_weights.py SRC DST --source pycls --backbone RegNet --arch regnetx_3.2gf --rgb
+python tools/convert_weights.py SRC DST --source efficientnet_pytorch --model efficientnet-lite0
+python tools/convert_weights.py SRC DST --source timm --model tf_efficientnet_b0 --classifier
 
 SRC is read safely (safetensors, or torch.load(weights_only=True)); a pickle that needs code
 is refused. Every source tensor is mapped or dropped with a reason (the classifier); anything
@@ -43,8 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         '--model',
         help="the source's model name (e.g. rexnet_100, efficientnet_b0, regnet_y_400mf, "
-        'RegNetX-3.2GF); sets --backbone/--arch/--backbone-args, required for timm '
-        'EfficientNet and MobileNetV3 (tf_* ports are refused)',
+        'RegNetX-3.2GF, efficientnet-b0); sets --backbone/--arch/--backbone-args, required '
+        "for timm EfficientNet and MobileNetV3 (their tf_* TensorFlow ports: padding='tf_same')"
+        ' and for efficientnet_pytorch',
     )
     p.add_argument(
         '--backbone-args',
@@ -54,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='further backbone arguments, e.g. widen_factor=0.75 feature_location=expansion',
     )
     p.add_argument('--rgb', action='store_true', help='fold a BGR stem conv (pycls) to RGB input')
+    p.add_argument(
+        '--classifier',
+        action='store_true',
+        help='also convert the ImageNet classifier: DST then loads strictly into ImageClassifier('
+        "meta['backbone'], meta['num_classes']), and meta['preprocess'] states the input "
+        'size, resize, interpolation, colour order and mean/std the weights expect',
+    )
     p.add_argument(
         '--key',
         help='the checkpoint entry holding the weights (default: state_dict, '
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             rgb=args.rgb,
             key=args.key,
             others=list(REGISTRY.values()),
+            classifier=args.classifier,
         )
     except (ConversionError, OSError) as e:
         fail(str(e))
@@ -116,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         f'[convert] the weights expect {inp["color_order"]} input, '
         f'mean {inp["mean"]}, std {inp["std"]}'
     )
+    if args.classifier:
+        pre = meta['preprocess']
+        log(
+            f'[convert] classifier: {meta["num_classes"]} classes; evaluate at '
+            f'{pre["input_size"]}x{pre["input_size"]}: resize the shorter side to '
+            f'{pre["resize"]} ({pre["interpolation"]}), centre crop'
+        )
     log(f'[convert] wrote {args.dst}')
     log(f'[convert] backbone: {format_config(res.backbone, args.dst)}')
     dp = meta['data_preprocessor']
