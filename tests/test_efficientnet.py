@@ -485,3 +485,29 @@ def test_tf_same_changes_only_strided_convs() -> None:
     assert sum(isinstance(m, TFSamePad) for m in c.modules()) == 3
     with pytest.raises(ValueError, match=r"padding must be one of \('symmetric', 'tf_same'\)"):
         EfficientNet('b0', padding='same')
+
+
+def test_tf_same_fuses_and_exports_with_dynamic_sizes(tmp_path) -> None:
+    """The pad layers survive fuse() and ONNX export with dynamic height and width: the
+    padding follows each input's size in onnxruntime too (odd and even sizes)."""
+    import copy
+
+    ort = pytest.importorskip('onnxruntime')
+    from mmbackbones.deploy import fuse
+
+    m = EfficientNet('lite0', out_indices=(1, 2), padding='tf_same').eval()
+    fused = fuse(copy.deepcopy(m))
+    path = str(tmp_path / 'm.onnx')
+    torch.onnx.export(
+        m, (torch.randn(1, 3, 64, 96),), path, input_names=['x'], dynamo=False,
+        dynamic_axes={'x': {2: 'h', 3: 'w'}},
+    )  # fmt: skip
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for shape in [(1, 3, 64, 96), (1, 3, 67, 93)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            ref, fz = m(x), fused(x)
+        got = sess.run(None, {'x': x.numpy()})
+        for a, b, c in zip(ref, fz, got):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(torch.from_numpy(c), a, rtol=1e-4, atol=1e-4)

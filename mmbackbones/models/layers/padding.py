@@ -55,7 +55,9 @@ def tf_same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int 
     total = (out - 1) * stride + (kernel_size - 1) * dilation + 1 - size
     if isinstance(total, int):
         total = max(total, 0)
-    else:  # a traced size (export): the same clamp on the symbolic value
+    elif isinstance(total, torch.Tensor):  # a size traced by TorchScript (ONNX export)
+        total = total.clamp(min=0)
+    else:  # a symbolic size (torch.export / dynamo)
         total = torch.sym_max(total, 0)
     return total // 2, total - total // 2
 
