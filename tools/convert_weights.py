@@ -1,20 +1,22 @@
 """Convert ImageNet weights from timm, torchvision, clovaai/rexnet or pycls into a backbone
 checkpoint for ``init_cfg=dict(type='Pretrained', checkpoint=DST)``.
 
-python tools/convert_weights.py SRC DST --source timm --backbone ReXNet --arch 1.0
-python tools/convert_weights.py SRC DST --source timm --model efficientnet_b0
-python tools/convert_weights.py SRC DST --source torchvision --model regnet_y_400mf
-python tools/convert_weights.py SRC DST --source clovaai --backbone ReXNet --arch lite-1.0
-python tools/convert_weights.py SRC DST --source pycls --backbone RegNet --arch regnetx_3.2gf --rgb
-python tools/convert_weights.py SRC DST --source efficientnet_pytorch --model efficientnet-lite0
-python tools/convert_weights.py SRC DST --source timm --model tf_efficientnet_b0 --classifier
+python tools/convert_weights.py SRC [DST] --source timm --backbone ReXNet --arch 1.0
+python tools/convert_weights.py SRC [DST] --source timm --model efficientnet_b0
+python tools/convert_weights.py SRC [DST] --source torchvision --model regnet_y_400mf
+python tools/convert_weights.py SRC [DST] --source clovaai --backbone ReXNet --arch lite-1.0
+python tools/convert_weights.py SRC [DST] --source pycls --model RegNetX-3.2GF --rgb
+python tools/convert_weights.py SRC [DST] --source efficientnet_pytorch --model efficientnet-lite0
+python tools/convert_weights.py SRC [DST] --source timm --model tf_efficientnet_b0 --classifier
 
 SRC is read safely (safetensors, or torch.load(weights_only=True)); a pickle that needs code
 is refused. Every source tensor is mapped or dropped with a reason (the classifier); anything
 unmapped, missing or of the wrong shape is an error that says which published model the file
 probably is. DST holds {'state_dict': <our keys, every layer>, 'meta': <source, backbone
-config, BatchNorm eps, colour order / mean / std the weights expect>}. Bad input prints one
-line and exits with code 2.
+config, BatchNorm eps, colour order / mean / std the weights expect>}; without DST it is
+checkpoints/<backbone>_imagenet.pth, the name the configs use (e.g. rexnet-0.9, efficientnet-b0,
+mobilenetv3-large-rt, regnetx-3.2gf, resnext-101-32x4d; with --classifier
+<backbone>_imagenet-classifier.pth). Bad input prints one line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('src', help='source weight file (.pth / .pt / .pyth / .bin / .safetensors)')
-    p.add_argument('dst', help='converted checkpoint to write (.pth)')
+    p.add_argument(
+        'dst',
+        nargs='?',
+        help='converted checkpoint to write (.pth); default: checkpoints/<backbone>'
+        '_imagenet.pth, the file name the configs use (mmbackbones.convert.uri.'
+        'default_checkpoint)',
+    )
     p.add_argument('--source', required=True, choices=list(SOURCES), help='where SRC comes from')
     p.add_argument('--backbone', choices=list(backbone_families()), help='our backbone class')
     p.add_argument(
@@ -97,12 +105,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from mmbackbones.convert import SOURCES as REGISTRY
     from mmbackbones.convert import ConversionError, convert_file, format_config, resolve
+    from mmbackbones.convert.uri import default_checkpoint
 
     try:
         req = resolve(REGISTRY[args.source], args.backbone, args.arch, kwargs, args.model)
+        dst = args.dst or default_checkpoint(
+            req.family, req.arch, req.kwargs, classifier=args.classifier
+        )
+        if dst is None:
+            raise ConversionError('give DST: an arch dict has no default file name')
         res = convert_file(
             args.src,
-            args.dst,
+            dst,
             req,
             rgb=args.rgb,
             key=args.key,
@@ -134,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             f'{pre["input_size"]}x{pre["input_size"]}: resize the shorter side to '
             f'{pre["resize"]} ({pre["interpolation"]}), centre crop'
         )
-    log(f'[convert] wrote {args.dst}')
-    log(f'[convert] backbone: {format_config(res.backbone, args.dst)}')
+    log(f'[convert] wrote {dst}')
+    log(f'[convert] backbone: {format_config(res.backbone, dst)}')
     dp = meta['data_preprocessor']
     log(
         f'[convert] data_preprocessor: mean={dp["mean"]}, std={dp["std"]}, '

@@ -31,6 +31,12 @@ SOURCES: dict[str, Source] = {
 }
 
 
+# weight URIs (timm://, tv://, pycls://, clovaai://) for mmengine's CheckpointLoader
+from .uri import register_schemes as _register_schemes  # noqa: E402
+
+_register_schemes()
+
+
 def __getattr__(name: str):
     # FAMILIES: the registry's backbone families, read when asked (a family registered
     # after this import appears too)

@@ -11,6 +11,11 @@ from .classifier import ImageClassifier
 
 __all__ = [*_backbones, 'ImageClassifier']
 
+# registers the weight URI schemes (timm://, tv://, ...) with mmengine's CheckpointLoader, so
+# that a config's init_cfg=dict(type='Pretrained', checkpoint='timm://...') loads; last, as
+# mmbackbones.convert reads the families registered above
+import mmbackbones.convert  # noqa: E402, F401
+
 
 def __getattr__(name: str):
     # the heads subclass mmseg's BaseDecodeHead: imported on first use only, so that the
