@@ -14,12 +14,14 @@ model = dict(
         type='mmbackbones.EfficientNet',  # scoped: mmdet has its own EfficientNet
         arch='b0',
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        # the family's BN (eps 1e-3, the paper's TF setting); frozen statistics need the
-        # eps the weights were trained with: 1e-5 for torchvision's / timm's efficientnet_b0
-        norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
+        # the eps the ImageNet weights were trained with: 1e-5 for torchvision's (and
+        # timm's) efficientnet_b0, not the family's TF default 1e-3; the frozen BN
+        # statistics (norm_eval) assume it
+        norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01, requires_grad=True),
         drop_path_rate=0.2,  # stochastic depth of the ImageNet recipe, kept for fine-tuning
-        # ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b0_imagenet.pth'),
+        # torchvision's ImageNet weights, fetched into TORCH_HOME and converted on load
+        # (docs/weights.md); RGB input, ImageNet mean/std (the recipe's data_preprocessor)
+        init_cfg=dict(type='Pretrained', checkpoint='tv://efficientnet_b0.imagenet1k_v1'),
     ),
     # must equal EfficientNet('b0').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[24, 40, 112, 320]),

@@ -15,8 +15,9 @@ model = dict(
         # conv: it exists for ImageNet pooling and would add 0.66M params and 4.4G FLOPs
         # at 1024x2048 (the MobileNetV3 rows tap a 480-channel C5)
         out_indices=(2, 4),
-        # from scratch, as the MobileNetV3 rows; with converted ImageNet weights add
-        # init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b0_imagenet.pth')
+        # from scratch, as the MobileNetV3 rows; with ImageNet weights add
+        # init_cfg=dict(type='Pretrained', checkpoint='tv://efficientnet_b0.imagenet1k_v1')
+        # and norm_cfg eps 1e-5 (the weights' BN eps)
     ),
     decode_head=dict(in_channels=(40, 320)),  # == backbone out_channels (tools/train.py checks)
 )

@@ -21,11 +21,13 @@ model = dict(
         # tap 5 is the head 1x1 conv (1280@/32)
         out_indices=(3, 5),
         feature_location='expansion',
-        # norm_cfg: the recipe's SyncBN (eps 1e-3, momentum 0.03); eps 1e-3 is also
-        # EfficientNet's own
+        # the recipe's SyncBN, with the eps the ImageNet weights were trained with (1e-5
+        # for torchvision's B0-B4, not SSDLite's TF 1e-3); neck and head keep 1e-3
+        norm_cfg=dict(type='SyncBN', eps=1e-5, momentum=0.03),
         drop_path_rate=0.2,  # stochastic depth of the ImageNet recipe, kept for fine-tuning
-        # ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b0_imagenet.pth'),
+        # torchvision's ImageNet weights, fetched into TORCH_HOME and converted on load
+        # (docs/weights.md); RGB input, ImageNet mean/std (the recipe's data_preprocessor)
+        init_cfg=dict(type='Pretrained', checkpoint='tv://efficientnet_b0.imagenet1k_v1'),
     ),
     # must equal EfficientNet('b0', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 672@/16, C5 1280@/32

@@ -10,8 +10,8 @@ _base_ = './efficientnet-b0_ssdlite.py'
 model = dict(
     backbone=dict(
         arch='b1',
-        # ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b1_imagenet.pth'),
+        # torchvision's ImageNet weights (BN eps 1e-5, as B0's), converted on load
+        init_cfg=dict(type='Pretrained', checkpoint='tv://efficientnet_b1.imagenet1k_v2'),
     ),
     # must equal EfficientNet('b1', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 672@/16, C5 1280@/32

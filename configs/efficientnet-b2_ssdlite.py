@@ -10,8 +10,8 @@ _base_ = './efficientnet-b0_ssdlite.py'
 model = dict(
     backbone=dict(
         arch='b2',
-        # ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficientnet_b2_imagenet.pth'),
+        # torchvision's ImageNet weights (BN eps 1e-5, as B0's), converted on load
+        init_cfg=dict(type='Pretrained', checkpoint='tv://efficientnet_b2.imagenet1k_v1'),
     ),
     # must equal EfficientNet('b2', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 720@/16, C5 1408@/32

@@ -14,9 +14,11 @@ model = dict(
         # No public ImageNet weights exist for the reduced tail (torchvision uses it only
         # without a pretrained backbone): train them with the classifier of
         # MobileNetV3('large', reduced_tail=True), or train from scratch with
-        # --cfg-options model.backbone.init_cfg=None
+        # --cfg-options model.backbone.init_cfg=None. The file is the converter's default
+        # name for that backbone (tools/convert_weights.py SRC --source torchvision
+        # --backbone MobileNetV3 --arch large --backbone-args reduced_tail=True writes it)
         init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/mobilenetv3_large-rt_imagenet.pth'
+            type='Pretrained', checkpoint='checkpoints/mobilenetv3-large-rt_imagenet.pth'
         ),
     ),
     # must equal MobileNetV3('large', reduced_tail=True, out_indices=(3, 5),

@@ -11,7 +11,8 @@ _base_ = './mobilenetv3-large_ssdlite.py'
 model = dict(
     backbone=dict(
         arch='small',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mobilenetv3_small_imagenet.pth'),
+        # torchvision's ImageNet weights (BN eps 1e-3, as Large's), converted on load
+        init_cfg=dict(type='Pretrained', checkpoint='tv://mobilenet_v3_small.imagenet1k_v1'),
     ),
     # must equal MobileNetV3('small', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 288@/16, C5 576@/32

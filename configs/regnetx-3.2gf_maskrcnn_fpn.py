@@ -19,8 +19,9 @@ model = dict(
         type='mmbackbones.RegNet',  # scoped: mmdet has its own RegNet
         arch='regnetx_3.2gf',  # w0=88, wa=26.31, wm=2.25, group width 48, depth 25
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        # pycls ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/regnetx_3.2gf_imagenet.pth'),
+        # the pycls model zoo's ImageNet weights (BGR input: the data_preprocessor above;
+        # BN eps 1e-5), fetched into TORCH_HOME and converted on load (docs/weights.md)
+        init_cfg=dict(type='Pretrained', checkpoint='pycls://RegNetX-3.2GF'),
     ),
     # must equal RegNet('regnetx_3.2gf').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[96, 192, 432, 1008]),

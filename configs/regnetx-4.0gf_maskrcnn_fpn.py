@@ -11,8 +11,9 @@ _base_ = './regnetx-3.2gf_maskrcnn_fpn.py'
 model = dict(
     backbone=dict(
         arch='regnetx_4.0gf',  # w0=96, wa=38.65, wm=2.43, group width 40, depth 23
-        # pycls ImageNet weights converted with tools/convert_weights.py
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/regnetx_4.0gf_imagenet.pth'),
+        # the pycls model zoo's ImageNet weights (BGR input: the data_preprocessor above;
+        # BN eps 1e-5), fetched into TORCH_HOME and converted on load (docs/weights.md)
+        init_cfg=dict(type='Pretrained', checkpoint='pycls://RegNetX-4.0GF'),
     ),
     # must equal RegNet('regnetx_4.0gf').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[80, 240, 560, 1360]),

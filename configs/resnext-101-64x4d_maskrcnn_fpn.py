@@ -13,9 +13,9 @@ model = dict(
         type='mmbackbones.ResNeXt',  # scoped: mmdet has its own ResNeXt
         arch='101_64x4d',  # [3, 4, 23, 3] bottlenecks, grouped 3x3 of cardinality x width
         out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32 for FPN P2-P5
-        # ImageNet weights converted with tools/convert_weights.py (timm/torchvision:
-        # RGB input, the base config's ImageNet mean/std)
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnext_101_64x4d_imagenet.pth'),
+        # torchvision's ImageNet weights, fetched into TORCH_HOME and converted on load
+        # (docs/weights.md); BN eps 1e-5, RGB input with the base config's mean/std
+        init_cfg=dict(type='Pretrained', checkpoint='tv://resnext101_64x4d.imagenet1k_v1'),
     ),
     # must equal ResNeXt('101_64x4d').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[256, 512, 1024, 2048]),

@@ -11,7 +11,12 @@ _base_ = './rexnet_maskrcnn_fpn.py'
 model = dict(
     backbone=dict(
         arch='0.9',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_0.9_imagenet.pth'),
+        # No published ImageNet weights for x0.9: neither the authors (clovaai/rexnet) nor
+        # timm publish this width. This is the converter's default file name for
+        # ReXNet('0.9') (tools/convert_weights.py SRC --source clovaai --backbone ReXNet
+        # --arch 0.9 writes it from weights you trained with the authors' code); or train
+        # from scratch with --cfg-options model.backbone.init_cfg=None
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet-0.9_imagenet.pth'),
     ),
     # must equal ReXNet('0.9').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[36, 56, 117, 168]),

@@ -10,7 +10,12 @@ _base_ = './rexnet_ssdlite.py'
 model = dict(
     backbone=dict(
         arch='0.9',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_0.9_imagenet.pth'),
+        # No published ImageNet weights for x0.9: neither the authors (clovaai/rexnet) nor
+        # timm publish this width. This is the converter's default file name for
+        # ReXNet('0.9') (tools/convert_weights.py SRC --source clovaai --backbone ReXNet
+        # --arch 0.9 writes it from weights you trained with the authors' code); or train
+        # from scratch with --cfg-options model.backbone.init_cfg=None
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet-0.9_imagenet.pth'),
     ),
     # must equal ReXNet('0.9', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 702@/16, C5 1152@/32

@@ -10,7 +10,8 @@ _base_ = './rexnet_ssdlite.py'
 model = dict(
     backbone=dict(
         arch='1.3',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_1.3_imagenet.pth'),
+        # the authors' x1.3 ImageNet weights on the Hugging Face Hub (timm), as x1.0's
+        init_cfg=dict(type='Pretrained', checkpoint='timm://rexnet_130.nav_in1k'),
     ),
     # must equal ReXNet('1.3', out_indices=(3, 5), feature_location='expansion')
     # .out_channels: C4 1002@/16, C5 1664@/32

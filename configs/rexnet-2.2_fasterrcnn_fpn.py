@@ -11,7 +11,12 @@ _base_ = './rexnet_fasterrcnn_fpn.py'
 model = dict(
     backbone=dict(
         arch='2.2',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_2.2_imagenet.pth'),
+        # No published ImageNet weights for x2.2: neither the authors (clovaai/rexnet) nor
+        # timm publish this width. This is the converter's default file name for
+        # ReXNet('2.2') (tools/convert_weights.py SRC --source clovaai --backbone ReXNet
+        # --arch 2.2 writes it from weights you trained with the authors' code); or train
+        # from scratch with --cfg-options model.backbone.init_cfg=None
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet-2.2_imagenet.pth'),
     ),
     # must equal ReXNet('2.2').out_channels for out_indices (1, 2, 3, 4)
     neck=dict(in_channels=[85, 134, 283, 406]),

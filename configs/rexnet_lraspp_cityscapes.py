@@ -15,8 +15,8 @@ model = dict(
         # conv: it exists for ImageNet pooling and would add 0.52M params and 3.1G FLOPs
         # at 1024x2048 (the MobileNetV3 rows tap a 480-channel C5)
         out_indices=(2, 4),
-        # from scratch, as the MobileNetV3 rows; with converted ImageNet weights add
-        # init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_1.0_imagenet.pth')
+        # from scratch, as the MobileNetV3 rows; with ImageNet weights add
+        # init_cfg=dict(type='Pretrained', checkpoint='timm://rexnet_100.nav_in1k')
     ),
     decode_head=dict(in_channels=(61, 185)),  # == backbone out_channels (tools/train.py checks)
 )

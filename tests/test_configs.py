@@ -141,7 +141,10 @@ def test_config_conventions(name: str) -> None:
     # from scratch (the MobileNetV3 paper's LR-ASPP rows), with no init_cfg
     if kind != 'segmentation' or init_cfg is not None:
         assert init_cfg.type == 'Pretrained'
-        assert re.fullmatch(r'checkpoints/[\w.-]+_imagenet\.pth', init_cfg.checkpoint)
+        # a weight URI, or the converter's default file where none is published
+        # (tests/test_weights_uri.py ties each to the converter)
+        uri = r'(timm|tv|pycls|clovaai)://\S+'
+        assert re.fullmatch(rf'{uri}|checkpoints/[\w.-]+_imagenet\.pth', init_cfg.checkpoint)
     assert cfg.auto_scale_lr.enable is True
     if kind == 'segmentation':
         assert cfg.auto_scale_lr.base_batch_size > 0

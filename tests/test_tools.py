@@ -53,10 +53,16 @@ def test_missing_pretrained_weights_explained(tmp_path) -> None:
         (tmp_path / 'data' / 'coco' / name).write_text('{}')
     os.makedirs(tmp_path / 'data' / 'coco' / 'train2017')
     os.makedirs(tmp_path / 'data' / 'coco' / 'val2017')
-    res = run_tool([TRAIN, CONFIG], cwd=str(tmp_path), timeout=120)
+    # the config names timm://rexnet_100.nav_in1k: an empty Hugging Face cache, offline
+    hf_home = tmp_path / 'hf'
+    env = {'HF_HUB_OFFLINE': '1', 'HF_HOME': str(hf_home)}
+    res = run_tool([TRAIN, CONFIG], cwd=str(tmp_path), env=env, timeout=120)
     assert res.returncode == 2
-    assert 'checkpoints/rexnet_1.0_imagenet.pth' in res.stderr
-    assert 'convert_weights.py' in res.stderr
+    err = res.stderr
+    assert 'timm://rexnet_100.nav_in1k' in err and 'HF_HUB_OFFLINE=1' in err
+    assert str(hf_home / 'hub' / 'models--timm--rexnet_100.nav_in1k') in err
+    assert 'tools/convert_weights.py model.safetensors --source timm' in err
+    assert 'Traceback' not in err
 
 
 def test_neck_channel_mismatch_names_both_lists(tmp_path, builtin_root) -> None:
