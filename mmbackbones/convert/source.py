@@ -196,8 +196,12 @@ def regex_mapper(rules: Sequence[tuple[str, str | Drop | Callable[[re.Match], st
     Example:
         >>> m = regex_mapper([(r'conv1\\.weight', 'layers.stem.conv.weight'),
         ...                   (r'fc\\.\\w+', Drop('classifier'))])
-        >>> m(['conv1.weight', 'fc.bias', 'extra'])
-        {'conv1.weight': 'layers.stem.conv.weight', 'fc.bias': Drop(reason='classifier')}
+        >>> m(['conv1.weight', 'fc.bias', 'extra'])['fc.bias']
+        Drop(reason='classifier', classifier=False)
+        >>> m(['conv1.weight', 'fc.bias', 'extra'])['conv1.weight']
+        'layers.stem.conv.weight'
+        >>> 'extra' in m(['conv1.weight', 'fc.bias', 'extra'])
+        False
     """
     compiled = [(re.compile(p), r) for p, r in rules]
 
