@@ -35,6 +35,10 @@ def _positive(row: dict[str, str], keys) -> None:
 
 
 # ----------------------------------------------------------------------------- the tool
+def _has_openvino() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ('openvino', 'nncf'))
+
+
 def _tool_main():
     spec = importlib.util.spec_from_file_location('benchmark_tool', TOOL)
     module = importlib.util.module_from_spec(spec)
@@ -150,6 +154,16 @@ def test_segmentor_config_keeps_its_train_cfg() -> None:
             ['--backbone', 'ReXNet', '--mode', 'train', '--batch', '2', '--compile', 'ours'],
             '--compile applies to --mode infer/deploy',
         ),
+        (['--backbone', 'ReXNet', '--precision', 'int8'], '--precision applies to --runtime'),
+        (
+            ['--backbone', 'ReXNet', '--mode', 'train', '--batch', '2', '--runtime', 'openvino'],
+            '--runtime applies to --mode infer/deploy',
+        ),
+        (
+            ['--backbone', 'ReXNet', '--runtime', 'onnxruntime', '--calibration', '0'],
+            '--calibration must be >= 1',
+        ),
+        (['--backbone', 'ReXNet', '--runtime', 'tensorrt'], "invalid choice: 'tensorrt'"),
     ],
 )
 def test_bad_input_clear_error(capsys, args: list[str], message: str) -> None:
@@ -176,6 +190,105 @@ def test_bad_input_from_the_command_line(tmp_path) -> None:
     assert res.returncode == 2
     assert "unknown arch '7.0'; valid presets are ['0.9', '1.0'" in res.stderr
     assert 'Traceback' not in res.stderr
+
+
+@pytest.mark.parametrize(
+    'runtimes',
+    [
+        ['onnxruntime'],
+        pytest.param(
+            ['onnxruntime', 'openvino'],
+            marks=[
+                pytest.mark.slow,  # NNCF calibration and OpenVINO compilation: ~30 s
+                pytest.mark.skipif(not _has_openvino(), reason='openvino/nncf not installed'),
+            ],
+        ),
+    ],
+)
+def test_runtime_candidates_side_by_side(tmp_path, capsys, runtimes: list[str]) -> None:
+    """``--runtime ... --precision fp32 int8``: ours and the peer also exported and run in
+    each runtime and precision, in the same interleaved session as the PyTorch rows; the
+    report adds the fastest path per precision and the INT8 speed-ups. (Which is faster
+    is not asserted: that is machine-dependent.)"""
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'rt'
+    run_main(
+        '--backbone', 'MobileNetV3', '--arch', 'small', '--compare', '--peers', 'torchvision',
+        '--mode', 'deploy', '--runtime', *runtimes, '--precision', 'fp32', 'int8', '--fast',
+        '--calibration', '2', '--no-memory', '--out', str(out),
+    )  # fmt: skip
+    stdout = capsys.readouterr().out
+    rows = _read_csv(str(out / 'benchmark.csv'))
+    engines = ['', *(f'{r} {p}' for r in runtimes for p in ('fp32', 'int8'))]
+    peer = 'torchvision mobilenet_v3_small'
+    assert sorted((r['impl'], r['engine']) for r in rows) == sorted(
+        (impl, e) for impl in ('mmbackbones', peer) for e in engines
+    )
+    for r in rows:
+        _positive(r, NUMERIC)
+        assert r['rounds'] == '3' and r['params_m'] == f'{2.542856:.4f}'  # the same network
+        assert r['peak_mem_mb'] == ''  # --no-memory
+        # each engine's rows are compared among themselves: ours vs the peer run alike
+        key = (
+            'ratio_ours_over_fastest_peer'
+            if r['impl'] == 'mmbackbones'
+            else 'ratio_ours_over_peer'
+        )
+        _positive(r, [key])
+    assert {r['note'] for r in rows if r['impl'] == 'mmbackbones' and not r['engine']} == {'fused'}
+    md = (out / 'benchmark.md').read_text()
+    assert md in stdout
+    best = md.split('## Fastest path')[1].split('## INT8')[0]
+    assert best.count('| MobileNetV3-S | classifier |') == 2  # fp32 and int8
+    assert '| fp32 |' in best and '| int8 |' in best
+    speedups = md.split('## INT8 speed-up')[1]
+    assert speedups.count('| MobileNetV3-S |') == 2 * len(runtimes)
+
+
+def test_best_paths_and_int8_speedups_hand_computed() -> None:
+    """Fastest path per precision (ours vs the fastest peer over every path, per-round
+    ratios) and FP32 / INT8 per model and runtime, on hand-made rows."""
+    common = dict(
+        arch='A', form='classifier', mode='deploy', batch=1, threads=2, height=8, width=8
+    )
+
+    def row(impl: str, times: list[float], engine: str = '', note: str = '') -> bm.Row:
+        return bm.Row(impl=impl, times=times, engine=engine, note=note, **common)
+
+    rows = [
+        row('mmbackbones', [4.0, 8.0, 4.0], note='fused'),
+        row('mmbackbones', [2.0, 4.0, 2.0], 'onnxruntime fp32'),
+        row('mmbackbones', [1.0, 2.0, 1.0], 'onnxruntime int8'),
+        row('timm a', [3.0, 3.0, 3.0]),
+        row('timm a', [1.0, 2.0, 4.0], 'openvino fp32'),
+        row('timm a', [2.0, 2.0, 2.0], 'openvino int8'),
+        row('timm a', [0.5, 0.5, 0.5], 'openvino bf16'),
+    ]
+    best = {b.precision: b for b in bm.best_paths(rows)}
+    assert set(best) == {'fp32', 'int8'}  # bf16: no row of ours to compare
+    assert (best['fp32'].ours.path, best['fp32'].peer.path) == (
+        'onnxruntime fp32',
+        'openvino fp32',
+    )
+    assert best['fp32'].ratio == pytest.approx(2.0)  # rounds: 2/1, 4/2, 2/4
+    assert best['int8'].ratio == pytest.approx(0.5)
+    assert rows[0].path == 'PyTorch fused' and rows[3].path == 'PyTorch'
+    speed = {(f.impl, i.engine): ratio for f, i, ratio in bm.int8_speedups(rows)}
+    # ours in ORT: 2/1 every round; timm in OpenVINO: rounds 0.5, 1, 2
+    assert speed == {('mmbackbones', 'onnxruntime int8'): 2.0, ('timm a', 'openvino int8'): 1.0}
+
+
+def test_runtime_candidates_need_inference_on_the_cpu() -> None:
+    cands = bm.with_engines(
+        bm.candidates_for('MobileNetV3', 'small', peers=[]),
+        bm.engine_specs(['onnxruntime'], ['fp32']),
+    )
+    with pytest.raises(bm.BenchmarkError, match='use mode infer or deploy on device cpu'):
+        bm.run_session(cands, 'train', 2, (32, 32), 1, repeats=1, warmup=0)
+    with pytest.raises(bm.BenchmarkError, match=r"unknown precision 'fp8'; valid are"):
+        bm.engine_specs(['onnxruntime'], ['fp8'])
+    with pytest.raises(bm.BenchmarkError, match=r"unknown runtime 'tvm'; valid are"):
+        bm.engine_specs(['tvm'], ['fp32'])
 
 
 # -------------------------------------------------------------------------- the library

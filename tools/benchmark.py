@@ -21,6 +21,11 @@ implementations of the same architectures (timm, torchvision, mmdet, mmseg).
     # a whole detector / segmentor from a config: a predict step and a training step
     python tools/benchmark.py configs/mobilenetv3-small_ssdlite.py --mode infer train \\
         --input-size 320 --batch 2
+    # the deploy question: ours fused in PyTorch, and ours and the peers exported to
+    # ONNX Runtime and OpenVINO, FP32 and INT8, all interleaved in one process
+    python tools/benchmark.py --compare --peers timm torchvision --mode deploy --batch 1 \
+        --threads 2 --runtime onnxruntime openvino --precision fp32 int8 \
+        --out docs/benchmark/runtimes
     # a quick smoke run (3 rounds at 64x64)
     python tools/benchmark.py --backbone ReXNet --arch 1.0 --compare --fast
 
@@ -82,6 +87,28 @@ def parse_args(
         choices=['none', 'ours', 'all'],
         help='infer/deploy: also run ours (ours) or every candidate (all) through '
         'torch.compile with inductor freezing (needs a C++ compiler; default: none)',
+    )
+    parser.add_argument(
+        '--runtime',
+        nargs='+',
+        choices=['onnxruntime', 'openvino'],
+        help='infer/deploy: also export ours and every peer to ONNX and run them in these '
+        'runtimes (interleaved with the PyTorch candidates)',
+    )
+    parser.add_argument(
+        '--precision',
+        nargs='+',
+        default=['fp32'],
+        choices=['fp32', 'bf16', 'int8'],
+        help="with --runtime: fp32, bf16 (OpenVINO's bf16 inference hint) and/or int8 "
+        '(ONNX Runtime static QDQ / NNCF, calibrated on built-in images; default: fp32)',
+    )
+    parser.add_argument(
+        '--calibration',
+        type=int,
+        default=32,
+        metavar='N',
+        help='with --precision int8: calibration images per model (default: 32)',
     )
     parser.add_argument('--batch', type=int, nargs='+', default=[1], help='batch sizes')
     parser.add_argument(
@@ -207,9 +234,22 @@ def main(argv: list[str] | None = None) -> None:
         parser.error('--compile applies to backbones, not to a config')
     if args.plot is not None and not args.out and not args.plot:
         parser.error('--plot without a PNG path needs --out DIR')
+    if args.runtime:
+        if 'train' in args.mode:
+            parser.error('--runtime applies to --mode infer/deploy (runtimes run inference)')
+        if args.config:
+            parser.error('--runtime applies to backbones and classifiers, not to a config')
+        if args.device != 'cpu':
+            parser.error('--runtime runs the CPU runtimes: use --device cpu')
+        if args.calibration < 1:
+            parser.error(f'--calibration must be >= 1, got {args.calibration}')
+    elif args.precision != ['fp32']:
+        parser.error('--precision applies to --runtime')
 
     try:
         candidates = build_candidates(args, parser)
+        if args.runtime:
+            candidates = bm.with_engines(candidates, bm.engine_specs(args.runtime, args.precision))
     except ValueError as e:  # BenchmarkError, an unknown family, a config that is not one
         parser.error(str(e))
 
@@ -235,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
                         clock=args.clock,
                         log=log,
                         compiled=args.compile,
+                        calibration=args.calibration,
                     )
                 except bm.BenchmarkError as e:
                     parser.error(str(e))

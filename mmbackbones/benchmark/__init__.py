@@ -22,6 +22,12 @@ What is measured (``tools/benchmark.py`` is the command line):
   of machine noise hits all of them alike and none always follows the same neighbour. A
   ratio "ours / peer" is the median over rounds of the per-round ratios, not the ratio
   of two medians.
+* **Runtimes.** With runtime candidates (:mod:`.runtimes`), ours and each peer are also
+  exported to ONNX and run in ONNX Runtime and/or OpenVINO, in FP32 (OpenVINO also in its
+  bf16 mode) and INT8 (quantized by the runtime's own tool, calibrated on built-in
+  images), interleaved with the PyTorch candidates of the same architecture. The report
+  then adds our fastest path against the peers' fastest (:func:`best_paths`) and the
+  INT8 speed-ups (:func:`int8_speedups`).
 * **Statistics.** Median latency, the inter-quartile range and the minimum over the rounds
   (after warm-up), throughput ``batch / median``, and the peak memory of one step: on CUDA
   ``torch.cuda.max_memory_allocated`` above the level before the step; on CPU the peak of
@@ -30,7 +36,8 @@ What is measured (``tools/benchmark.py`` is the command line):
   ``TorchDispatchMode`` in a separate, untimed step (no figure, with a warning, where
   that accounting fails its self-test: :func:`.memory.cpu_tracking_problem`).
 
-The modules: :mod:`.peers` (the peers table, our presets, the candidates), :mod:`.session`
+The modules: :mod:`.peers` (the peers table, our presets, the candidates), :mod:`.runtimes`
+(the same candidates exported to ONNX Runtime / OpenVINO), :mod:`.session`
 (steps, :func:`run_session`, rows and ratios), :mod:`.timing` (the timing harness and the
 quantile definition, shared with NetAdapt), :mod:`.memory` (peak memory), :mod:`.report`
 (markdown, CSV, plot, machine information) and :mod:`.errors` (:class:`BenchmarkError`).
@@ -69,13 +76,25 @@ from .report import (
     write_csv,
     write_reports,
 )
+from .runtimes import (
+    DEFAULT_CALIBRATION,
+    ENGINE_PRECISIONS,
+    ENGINE_RUNTIMES,
+    EngineFactory,
+    EngineSpec,
+    engine_specs,
+    with_engines,
+)
 from .session import (
     COMPILE_CHOICES,
     MODES,
+    BestPath,
     Row,
     attach_ratios,
+    best_paths,
     compile_model,
     deploy_fuse,
+    int8_speedups,
     make_step,
     round_ratio,
     run_session,
@@ -87,16 +106,23 @@ __all__ = [
     'COMPARISONS',
     'COMPILE_CHOICES',
     'CSV_COLUMNS',
+    'DEFAULT_CALIBRATION',
+    'ENGINE_PRECISIONS',
+    'ENGINE_RUNTIMES',
     'MODES',
     'PEER_SOURCES',
     'BenchmarkError',
+    'BestPath',
     'Candidate',
     'Comparison',
+    'EngineFactory',
+    'EngineSpec',
     'Peer',
     'Row',
     'all_presets',
     'arch_label',
     'attach_ratios',
+    'best_paths',
     'build_ours',
     'build_peer',
     'candidates_for',
@@ -106,6 +132,8 @@ __all__ = [
     'cpu_model',
     'cpu_tracking_problem',
     'deploy_fuse',
+    'engine_specs',
+    'int8_speedups',
     'machine_info',
     'make_step',
     'median',
@@ -120,6 +148,7 @@ __all__ = [
     'time_round_robin',
     'to_markdown',
     'validate_peers',
+    'with_engines',
     'write_csv',
     'write_reports',
 ]

@@ -213,6 +213,8 @@ class Candidate:
         family: Our family (for plots), empty for peers.
         kind: How a step is run: ``'tensor'`` (``model(x)``) or ``'mmdet'`` /
             ``'mmseg'`` (a whole detector/segmentor from a config).
+        engine: ``''``: the model runs in PyTorch; else the runtime and precision it is
+            exported to and run in, e.g. ``'onnxruntime int8'`` (:mod:`.runtimes`).
     """
 
     arch: str
@@ -221,6 +223,7 @@ class Candidate:
     build: Callable[[], nn.Module]
     family: str = ''
     kind: str = 'tensor'
+    engine: str = ''
 
     @property
     def ours(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from .errors import BenchmarkError
-from .session import Row
+from .session import Row, best_paths, int8_speedups
 
 
 def cpu_model() -> str:
@@ -88,15 +88,59 @@ def to_markdown(rows: Sequence[Row], meta: dict[str, str]) -> str:
             else:
                 ratio = ''
             impl = f'**{r.impl}**' if r.ours else r.impl
-            if r.note:
-                impl += f' ({r.note})'
+            if r.note or r.engine:
+                impl += f' ({r.engine or r.note})'
             lines.append(
                 f'| {r.arch} | {impl} | {r.form} | {_fmt(r.params_m)} | {_fmt(r.gflops, 3)} '
                 f'| {r.median_ms:.1f} | {r.p75_ms - r.p25_ms:.1f} | {r.min_ms:.1f} '
                 f'| {r.throughput:.1f} | {_fmt(r.peak_mem_mb, 1)} | {ratio} |'
             )
         lines.append('')
+    lines += _best_path_table(rows) + _int8_table(rows)
     return '\n'.join(lines)
+
+
+def _best_path_table(rows: Sequence[Row]) -> list[str]:
+    """Our fastest path per architecture against the peers' fastest, when there are
+    several paths (PyTorch and runtimes) to choose from."""
+    best = [b for b in best_paths(rows) if len({r.path for r in rows if r.arch == b.arch}) > 1]
+    if not best:
+        return []
+    lines = [
+        '## Fastest path: ours against the fastest peer, any runtime, per precision',
+        '',
+        '| arch | form | precision | session | ours: fastest path | ms '
+        '| peer: fastest path | ms | ours / peer |',
+        '|---|---|---|---|---|--:|---|--:|--:|',
+    ]
+    for b in best:
+        o, p = b.ours, b.peer
+        session = f'{o.mode}, batch {o.batch}, {o.threads} thr, {o.height}x{o.width}'
+        lines.append(
+            f'| {b.arch} | {b.form} | {b.precision} | {session} | {o.path} | {o.median_ms:.1f} '
+            f'| {p.impl} ({p.path}) | {p.median_ms:.1f} | **{b.ratio:.2f}** |'
+        )
+    return lines + ['']
+
+
+def _int8_table(rows: Sequence[Row]) -> list[str]:
+    """INT8 against FP32 in the same runtime, per model."""
+    pairs = int8_speedups(rows)
+    if not pairs:
+        return []
+    lines = [
+        '## INT8 speed-up: FP32 / INT8 in the same runtime (above 1: INT8 faster)',
+        '',
+        '| arch | implementation | form | runtime | FP32 ms | INT8 ms | speed-up |',
+        '|---|---|---|---|--:|--:|--:|',
+    ]
+    for fp32, int8, ratio in pairs:
+        runtime = int8.engine.split(' ')[0]
+        lines.append(
+            f'| {int8.arch} | {int8.impl} | {int8.form} | {runtime} | {fp32.median_ms:.1f} '
+            f'| {int8.median_ms:.1f} | **{ratio:.2f}** |'
+        )
+    return lines + ['']
 
 
 CSV_COLUMNS = (
@@ -121,6 +165,7 @@ CSV_COLUMNS = (
     'ratio_ours_over_fastest_peer',
     'fastest_peer',
     'note',
+    'engine',
 )
 
 
@@ -157,6 +202,7 @@ def write_csv(rows: Sequence[Row], path: str) -> None:
                     num(r.ratio_fastest),
                     r.fastest_peer,
                     r.note,
+                    r.engine,
                 ]
             )
 
@@ -199,7 +245,7 @@ def plot_latency_vs_flops(
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r.gflops]
+    rows = [r for r in rows if r.gflops and not r.engine]  # PyTorch rows
     if not rows:
         raise BenchmarkError('nothing to plot: no row with a FLOPs count')
     first = _session_key(rows[0])
@@ -277,6 +323,8 @@ def report_meta(
         'ours / peer < 1 means ours is faster; each ratio is the median of per-round ratios '
         '(candidates interleaved in one process); classifier rows compare whole ImageNet '
         'classifiers (timm / torchvision), backbone rows compare backbones alone (mmdet / '
-        'mmseg); deploy = ours fused, peers as is'
+        'mmseg); deploy = ours fused, peers as is; a runtime row (onnxruntime / openvino, '
+        'fp32 / bf16 / int8) is that model exported to ONNX (INT8: quantized by the '
+        "runtime's own tool) and compared with the peers run the same way"
     )
     return meta

@@ -19,6 +19,7 @@ import torch.nn as nn
 from .errors import BenchmarkError
 from .memory import peak_memory
 from .peers import Candidate
+from .runtimes import DEFAULT_CALIBRATION, EngineFactory
 from .timing import median, quantile, time_round_robin
 
 MODES = ('train', 'infer', 'deploy')
@@ -203,10 +204,22 @@ class Row:
     ratio_fastest: float | None = None  # our rows: ours / the fastest peer, same form
     fastest_peer: str = ''
     note: str = ''
+    engine: str = ''  # '' = PyTorch; else the runtime and precision, e.g. 'openvino int8'
 
     @property
     def ours(self) -> bool:
         return self.impl == 'mmbackbones'
+
+    @property
+    def precision(self) -> str:
+        """``'fp32'`` (PyTorch, or a runtime in FP32), ``'bf16'`` or ``'int8'``."""
+        return self.engine.partition(' ')[2] or 'fp32'
+
+    @property
+    def path(self) -> str:
+        """Where it ran: ``'PyTorch'`` (with its note, e.g. ``'PyTorch fused'``) or the
+        engine label."""
+        return self.engine or ' '.join(filter(None, ('PyTorch', self.note)))
 
     @property
     def median_ms(self) -> float:
@@ -241,10 +254,11 @@ def round_ratio(ours: Sequence[float], peer: Sequence[float]) -> float:
 
 def attach_ratios(rows: list[Row]) -> None:
     """Fill ``ratio`` (peer rows) and ``ratio_fastest`` / ``fastest_peer`` (our rows):
-    ours against peers of the same arch and form, measured in the same session."""
+    ours against peers of the same arch and form, run the same way (PyTorch, or the same
+    runtime and precision), measured in the same session."""
     groups: dict[tuple, list[Row]] = {}
     for r in rows:
-        groups.setdefault((r.arch, r.form, r.mode, r.batch, r.threads), []).append(r)
+        groups.setdefault((r.arch, r.form, r.mode, r.batch, r.threads, r.engine), []).append(r)
     for group in groups.values():
         ours = [r for r in group if r.ours]
         peers = [r for r in group if not r.ours]
@@ -255,6 +269,68 @@ def attach_ratios(rows: list[Row]) -> None:
             p.ratio = round_ratio(o.times, p.times)
         fastest = min(peers, key=lambda p: p.median_ms)
         o.ratio_fastest, o.fastest_peer = fastest.ratio, fastest.impl
+
+
+@dataclass
+class BestPath:
+    """Our fastest way to run an architecture against the peers' fastest, one session,
+    one precision.
+
+    ``ratio``: median over rounds of ours / peer (both timed interleaved in every round).
+    """
+
+    arch: str
+    form: str
+    precision: str
+    ours: Row
+    peer: Row
+    ratio: float
+
+
+def best_paths(rows: Sequence[Row]) -> list[BestPath]:
+    """Per (arch, form, session, precision): our fastest row over every path (PyTorch
+    forms and runtimes) against the fastest peer row over every path. Precisions are
+    compared apart (FP32: PyTorch and the runtimes in FP32; bf16; INT8), since a faster
+    path in a lower precision also computes something else.
+
+    Example:
+        >>> def row(impl, ms, engine=''):
+        ...     return Row('A', impl, 'classifier', 'deploy', 1, 2, 8, 8, [ms], engine=engine)
+        >>> rows = [row('mmbackbones', 3.0), row('mmbackbones', 1.0, 'onnxruntime fp32'),
+        ...         row('timm a', 4.0), row('timm a', 2.0, 'openvino fp32')]
+        >>> b = best_paths(rows)[0]
+        >>> b.ours.path, b.peer.impl, b.peer.path, b.ratio
+        ('onnxruntime fp32', 'timm a', 'openvino fp32', 0.5)
+    """
+    groups: dict[tuple, list[Row]] = {}
+    for r in rows:
+        key = (r.arch, r.form, r.precision, r.mode, r.batch, r.threads)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (arch, form, precision, *_), group in groups.items():
+        ours = [r for r in group if r.ours]
+        peers = [r for r in group if not r.ours]
+        if not ours or not peers:
+            continue
+        o = min(ours, key=lambda r: r.median_ms)
+        p = min(peers, key=lambda r: r.median_ms)
+        out.append(BestPath(arch, form, precision, o, p, round_ratio(o.times, p.times)))
+    return out
+
+
+def int8_speedups(rows: Sequence[Row]) -> list[tuple[Row, Row, float]]:
+    """``(fp32 row, int8 row, fp32 / int8)`` for every model run in both precisions of
+    the same runtime in one session (median of per-round ratios: above 1 = INT8 faster)."""
+    index = {(r.arch, r.impl, r.form, r.mode, r.batch, r.threads, r.engine): r for r in rows}
+    out = []
+    for key, r in index.items():
+        runtime, _, precision = key[-1].partition(' ')
+        if precision != 'int8':
+            continue
+        fp32 = index.get((*key[:-1], f'{runtime} fp32'))
+        if fp32 is not None:
+            out.append((fp32, r, round_ratio(fp32.times, r.times)))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -276,6 +352,7 @@ def run_session(
     clock: str = 'wall',
     log: Callable[[str], None] | None = None,
     compiled: str = 'none',
+    calibration: int = DEFAULT_CALIBRATION,
 ) -> list[Row]:
     """Build, prepare and time ``candidates`` round-robin in one session.
 
@@ -296,6 +373,8 @@ def run_session(
         compiled (str): ``'none'`` (default), ``'ours'`` or ``'all'``: which candidates
             of an infer/deploy session go through ``torch.compile`` (see module
             docstring).
+        calibration (int): Calibration images of each INT8 runtime candidate
+            (:mod:`.runtimes`). Default: :data:`.runtimes.DEFAULT_CALIBRATION`.
 
     Returns:
         One :class:`Row` per candidate, with ratios attached.
@@ -320,29 +399,39 @@ def run_session(
             'compile applies to infer/deploy (inductor freezing needs frozen weights); '
             'mode train is always eager'
         )
+    engines = [c for c in candidates if c.engine]
+    if engines and (mode == 'train' or device != 'cpu'):
+        raise BenchmarkError(
+            f'runtime candidates ({engines[0].engine}, ...) run inference on the CPU: '
+            f'use mode infer or deploy on device cpu, not {mode} on {device}'
+        )
     log = log or (lambda _msg: None)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    factory = EngineFactory(shape, batch, threads, calibration) if engines else None
     steps: dict[str, Callable[[], None]] = {}
     rows: dict[str, Row] = {}
     for c in candidates:
-        log(f'build {c.arch} | {c.impl} | {c.form}')
+        log(f'build {c.arch} | {c.impl} | {c.form}' + (f' | {c.engine}' if c.engine else ''))
         model = c.build()
         params = count_params(model) / 1e6
         gflops = None
         if flops and c.kind == 'tensor':
             gflops = measure(model, shape).flops / 1e9
         note = ''
-        model = model.to(device)
-        compile_it = compiled == 'all' or (compiled == 'ours' and c.ours)
-        if mode == 'deploy' and c.ours:
-            model = deploy_fuse(model, prepack=not compile_it)
-            note = 'fused'
-        if compile_it:
-            model = compile_model(model, fused=bool(note), kind=c.kind)
-            note = f'{note}+compiled' if note else 'compiled'
-        key = f'{c.arch}|{c.impl}|{c.form}'
-        steps[key] = make_step(model, c.kind, mode, batch, shape, device)
+        key = f'{c.arch}|{c.impl}|{c.form}|{c.engine}'
+        if c.engine:  # exported as built (the runtime folds BatchNorm itself)
+            steps[key] = factory.step(c, model)
+        else:
+            model = model.to(device)
+            compile_it = compiled == 'all' or (compiled == 'ours' and c.ours)
+            if mode == 'deploy' and c.ours:
+                model = deploy_fuse(model, prepack=not compile_it)
+                note = 'fused'
+            if compile_it:
+                model = compile_model(model, fused=bool(note), kind=c.kind)
+                note = f'{note}+compiled' if note else 'compiled'
+            steps[key] = make_step(model, c.kind, mode, batch, shape, device)
         rows[key] = Row(
             c.arch,
             c.impl,
@@ -357,6 +446,7 @@ def run_session(
             gflops=gflops,
             family=c.family,
             note=note,
+            engine=c.engine,
         )
     # Ratios are taken within an (arch, form) group only, so each group is timed on its
     # own: its candidates have similar sizes, and none runs after a much heavier model.
@@ -367,9 +457,12 @@ def run_session(
     for (arch, form), group in groups.items():
         log(f'time {arch} ({form}): {len(group)} candidates, {warmup} warm-up + {repeats} rounds')
         times.update(time_round_robin(group, repeats, warmup, device, clock))
+    if factory is not None:
+        factory.close()
     for key, row in rows.items():
         row.times = times[key]
-        if memory and 'compiled' not in row.note:
+        # a runtime's memory is its own, not PyTorch's: no figure
+        if memory and 'compiled' not in row.note and not row.engine:
             peak = peak_memory(steps[key], device)
             row.peak_mem_mb = None if peak is None else peak / 2**20
     out = list(rows.values())
