@@ -6,6 +6,7 @@ resolve to a host's class of the same name (mmdet has ``RegNet``, ``ResNeXt``,
 registries, so the backbones import with neither installed.
 """
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
@@ -22,4 +23,10 @@ MODEL_WRAPPERS = Registry(
     locations=['mmbackbones.utils.dist'],
 )
 
-__all__ = ['MODELS', 'MODEL_WRAPPERS']
+# the runner hooks of tools/train.py and tools/test.py: strict checkpoint loading and the
+# random state saved with each checkpoint (mmbackbones/loading_hooks.py)
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmbackbones', locations=['mmbackbones.loading_hooks']
+)
+
+__all__ = ['HOOKS', 'MODELS', 'MODEL_WRAPPERS']

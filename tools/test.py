@@ -1,6 +1,9 @@
 """Evaluate a checkpoint with an mmdet or mmseg config (chosen by its ``default_scope``).
 
-python tools/test.py CONFIG CHECKPOINT [--builtin-data] [--out results.pkl]
+python tools/test.py CONFIG CHECKPOINT [--builtin-data] [--out results.pkl] [--allow-partial]
+
+A checkpoint whose tensors do not fit the model is an error naming the mismatches (and the
+model the file probably belongs to); --allow-partial evaluates with what fits.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
 from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
+from mmbackbones.loading import apply_loading_policy  # noqa: E402
 from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
 from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
 
@@ -23,6 +27,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument(
+        '--allow-partial',
+        action='store_true',
+        help='evaluate even if the checkpoint does not fit the model (only the tensors that '
+        'fit are loaded; logged). Default: a mismatch is an error (config key: '
+        'allow_partial_checkpoint)',
+    )
     add_common_args(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -38,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as e:
         fail(str(e))
     cfg.load_from = args.checkpoint
+    apply_loading_policy(cfg, args.allow_partial)  # a checkpoint that does not fit: error
     if args.out:
         cfg.test_evaluator = (
             [cfg.test_evaluator]

@@ -129,19 +129,34 @@ class Diff:
         """The number of differing tensors."""
         return len(self.missing) + len(self.unexpected) + len(self.mismatched)
 
-    def describe(self) -> str:
-        """One line naming the first offending keys of each kind."""
+    def describe(self, model: str | None = None) -> str:
+        """One line naming the first offending keys of each kind.
+
+        Args:
+            model: What the file is loaded into (``'model'``, ``'backbone'``); ``None``:
+                the converter's wording ("our keys", "our backbone", "ours").
+
+        Example:
+            >>> Diff(['a'], [], [('w', (2,), (3,))]).describe('model')
+            "1 of the model's keys missing (first: a); 1 shape mismatches (first: w file (2,) vs model (3,))"
+        """  # noqa: E501
+        ours, target = (
+            ('our', 'our backbone') if model is None else (f"the {model}'s", f'the {model}')
+        )
         parts = []
         if self.missing:
-            parts.append(f'{len(self.missing)} of our keys missing (first: {first(self.missing)})')
+            parts.append(
+                f'{len(self.missing)} of {ours} keys missing (first: {first(self.missing)})'
+            )
         if self.unexpected:
             parts.append(
-                f'{len(self.unexpected)} keys our backbone does not have '
+                f'{len(self.unexpected)} keys {target} does not have '
                 f'(first: {first(self.unexpected)})'
             )
         if self.mismatched:
+            short = 'ours' if model is None else model
             shown = ', '.join(
-                f'{k} file {tuple(a)} vs ours {tuple(b)}' for k, a, b in self.mismatched[:3]
+                f'{k} file {tuple(a)} vs {short} {tuple(b)}' for k, a, b in self.mismatched[:3]
             )
             more = f' (+{len(self.mismatched) - 3} more)' if len(self.mismatched) > 3 else ''
             parts.append(f'{len(self.mismatched)} shape mismatches (first: {shown}{more})')

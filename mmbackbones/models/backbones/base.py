@@ -606,6 +606,14 @@ class BaseBackbone(BaseModule):
                 for p in layer.parameters():
                     p.requires_grad = False
 
+    def init_weights(self) -> None:
+        """mmengine's ``init_weights``, with a ``Pretrained`` init loaded strictly: a file
+        that does not fit is an error, what it skipped one log line
+        (:func:`mmbackbones.loading.load_pretrained`)."""
+        from mmbackbones.loading import init_weights_strictly
+
+        init_weights_strictly(self, super().init_weights)
+
     def train(self, mode: bool = True) -> BaseBackbone:
         super().train(mode)
         self._freeze_stages()
