@@ -11,13 +11,18 @@ which always uses ``weights_only=True`` (or safetensors).
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
 import os.path as osp
 import pickle
+import tempfile
 import zipfile
 from typing import Any
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 
 
 def _history_buffer_statistic(obj: Any, name: str) -> Any:
@@ -134,4 +139,100 @@ def converted_meta(path: str) -> dict[str, Any] | None:
     meta = obj.get('meta') if isinstance(obj, dict) else None
     if isinstance(meta, dict) and meta.get('converter') == CONVERTER:
         return meta
+    return None
+
+
+# ------------------------------------------------------------------ atomic writes
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, writing each file under a temporary name in the
+    same directory and renaming it into place (``os.replace``, atomic on POSIX).
+
+    A process that dies while it writes a checkpoint leaves the previous file (or none)
+    under the final name, never a truncated one, and ``CheckpointHook`` writes
+    ``last_checkpoint`` only after the rename, so that never names a partial file. Used by
+    every ``CheckpointHook`` of ``tools/train.py`` through
+    ``backend_args=dict(backend='atomic_local')`` (:func:`apply_checkpoint_policy`).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> AtomicLocalBackend().put(b'weights', osp.join(d, 'iter_1.pth'))
+        >>> sorted(os.listdir(d))
+        ['iter_1.pth']
+    """
+
+    def put(self, obj: bytes, filepath: str | os.PathLike) -> None:
+        self._atomic_write(obj, filepath, 'wb')
+
+    def put_text(self, obj: str, filepath: str | os.PathLike, encoding: str = 'utf-8') -> None:
+        self._atomic_write(obj.encode(encoding), filepath, 'wb')
+
+    @staticmethod
+    def _atomic_write(data: bytes, filepath: str | os.PathLike, mode: str) -> None:
+        path = os.fspath(filepath)
+        folder, name = osp.split(osp.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(osp.join(glob.escape(folder), f'.{glob.escape(name)}.tmp-*')):
+            with contextlib.suppress(OSError):  # an earlier writer that died
+                os.remove(stale)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{name}.tmp-', dir=folder)
+        try:
+            with os.fdopen(fd, mode) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+
+
+#: ``backend_args`` that select :class:`AtomicLocalBackend`
+ATOMIC_BACKEND = 'atomic_local'
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+def apply_checkpoint_policy(cfg: Any) -> None:
+    """Make a training config's checkpoints reliable (``tools/train.py``):
+
+    * its ``CheckpointHook`` writes through :class:`AtomicLocalBackend` (unless the config
+      chose a backend of its own, e.g. for object storage);
+    * ``mmbackbones.RandomStateHook`` saves the random state in each checkpoint and
+      restores it on ``--resume`` (:mod:`mmbackbones.loading_hooks`).
+
+    Example:
+        >>> from mmengine.config import Config
+        >>> cfg = Config(dict(default_hooks=dict(checkpoint=dict(type='CheckpointHook'))))
+        >>> apply_checkpoint_policy(cfg)
+        >>> cfg.default_hooks.checkpoint.backend_args, cfg.custom_hooks[-1].type
+        ({'backend': 'atomic_local'}, 'mmbackbones.RandomStateHook')
+    """
+    import mmbackbones.loading_hooks  # noqa: F401  (registers the hook)
+
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if hook and not hook.get('backend_args') and not hook.get('file_client_args'):
+        hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
+    kind = 'mmbackbones.RandomStateHook'
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') != kind]
+    cfg.custom_hooks = [*hooks, dict(type=kind)]
+
+
+def last_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint ``work_dir/last_checkpoint`` names, if that is a complete file;
+    else the newest complete ``*.pth`` in ``work_dir`` (a run that died while it rewrote
+    the pointer file); ``None`` when there is none.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        with contextlib.suppress(ValueError):
+            check_checkpoint_file(named)
+            return named
+    candidates = sorted(glob.glob(osp.join(glob.escape(work_dir), '*.pth')), key=osp.getmtime)
+    for path in reversed(candidates):
+        with contextlib.suppress(ValueError):
+            check_checkpoint_file(path)
+            return path
     return None

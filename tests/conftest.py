@@ -157,3 +157,31 @@ def train_builtin(config: str, work_dir: str, data_root: str) -> str:
     assert res.returncode == 0, out[-3000:]
     print(f'{osp.basename(config)}: trained in {time.time() - t0:.0f} s')
     return out
+
+
+def kill_after_checkpoint(
+    cmd: list[str], cwd: str, env: dict, work_dir: str, name: str, timeout: float = 900
+) -> str:
+    """Start a training ``cmd``, wait until ``work_dir/last_checkpoint`` names checkpoint
+    ``name`` (e.g. ``iter_4.pth``), then SIGKILL it with its data-loader workers (its own
+    process group). Returns the checkpoint the pointer names after the kill."""
+    import signal
+
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if osp.isfile(pointer) and open(pointer).read().strip().endswith(name):
+            break
+        assert proc.poll() is None, 'training ended before it could be killed'
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return open(pointer).read().strip()

@@ -88,3 +88,90 @@ def test_bad_checkpoint_files(tmp_path, content, match) -> None:
         path.write_bytes(content)
     with pytest.raises(ValueError, match=match):
         check_checkpoint_file(str(path))
+
+
+# ------------------------------------------------------------------ atomic writes
+# A child process that writes a checkpoint and dies in the middle of it: the file size
+# limit (RLIMIT_FSIZE) with SIGXFSZ's default action kills it in the write system call
+# once 64 KiB are on disk, as a crash or ``kill -9`` would (Python ignores SIGXFSZ, so it is
+# reset first). The write goes through mmengine's own save_checkpoint, as CheckpointHook's.
+_DYING_WRITER = """
+import resource, signal, sys, torch
+import mmbackbones
+from mmengine.runner.checkpoint import save_checkpoint
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+backend = None if sys.argv[2] == 'local' else dict(backend=sys.argv[2])
+save_checkpoint({'state_dict': {'w': torch.ones(1 << 18)}}, sys.argv[1], backend_args=backend)
+"""
+
+
+def _die_writing(jobs: dict[str, str]) -> None:
+    """Run one dying writer per ``{path: backend}``, side by side."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', _DYING_WRITER, path, backend],
+            env={**os.environ, 'PYTHONPATH': REPO},
+            stderr=subprocess.PIPE,
+        )
+        for path, backend in jobs.items()
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == -signal.SIGXFSZ, err.decode()[-2000:]
+
+
+def test_a_process_dying_mid_write_leaves_the_previous_checkpoint(tmp_path) -> None:
+    """Through the atomic backend the previous checkpoint survives intact; through
+    mmengine's default local backend (the control) it is truncated."""
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from mmbackbones.checkpoint import ATOMIC_BACKEND
+
+    atomic, plain = tmp_path / 'atomic', tmp_path / 'plain'
+    paths = {}
+    for folder, backend in ((atomic, ATOMIC_BACKEND), (plain, 'local')):
+        folder.mkdir()
+        path = str(folder / 'iter_2.pth')
+        torch.save({'state_dict': {'w': torch.zeros(4)}}, path)
+        paths[path] = backend
+    before = open(atomic / 'iter_2.pth', 'rb').read()
+    _die_writing(paths)
+
+    assert open(atomic / 'iter_2.pth', 'rb').read() == before  # untouched and complete
+    check_checkpoint_file(str(atomic / 'iter_2.pth'))
+    left = sorted(os.listdir(atomic))
+    assert left[-1] == 'iter_2.pth' and all(f.startswith('.iter_2.pth.tmp-') for f in left[:-1])
+    # the next write removes what the dead writer left, and lands complete
+    path = str(atomic / 'iter_2.pth')
+    save_checkpoint({'w': torch.ones(3)}, path, backend_args=dict(backend=ATOMIC_BACKEND))
+    assert os.listdir(atomic) == ['iter_2.pth']
+    assert torch.equal(torch.load(path, weights_only=True)['w'], torch.ones(3))
+
+    assert os.path.getsize(plain / 'iter_2.pth') == 1 << 16  # the control: truncated
+    with pytest.raises(ValueError, match='corrupt|not a PyTorch checkpoint'):
+        check_checkpoint_file(str(plain / 'iter_2.pth'))
+
+
+def test_last_checkpoint_skips_an_incomplete_file(tmp_path) -> None:
+    from mmbackbones.checkpoint import last_checkpoint
+
+    wd = tmp_path
+    assert last_checkpoint(str(wd)) is None
+    good = str(wd / 'iter_2.pth')
+    torch.save({'w': torch.ones(1)}, good)
+    (wd / 'last_checkpoint').write_text(good)
+    assert last_checkpoint(str(wd)) == good
+    bad = str(wd / 'iter_4.pth')
+    with open(bad, 'wb') as f:
+        f.write(open(good, 'rb').read()[:100])  # a truncated checkpoint
+    (wd / 'last_checkpoint').write_text(bad)
+    assert last_checkpoint(str(wd)) == good
+    (wd / 'last_checkpoint').write_text('')  # a pointer cut short
+    assert last_checkpoint(str(wd)) == good

@@ -147,3 +147,25 @@ def test_generated_sets_are_written_atomically(tmp_path) -> None:
         ensure_generated(str(other), 1, fail, 'toy', verbose=False)
     assert not other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['set', 'set_written']
+
+
+def test_builtin_schedules_are_seeded(builtin_root, seg_root) -> None:
+    """Every built-in schedule sets randomness.seed (mmengine then seeds the sampler and
+    the loader's workers); a seed the config already has is kept."""
+    from conftest import REPO
+    from mmengine.config import Config
+
+    from mmbackbones.datasets.builtin import BUILTIN_SEED, apply_builtin_data
+
+    for name, root in (
+        ('rexnet_fasterrcnn_fpn.py', builtin_root),
+        ('mobilenetv3-large_lraspp_cityscapes.py', seg_root),
+    ):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+        assert cfg.get('randomness', {}).get('seed') is None  # mmengine's default: random
+        apply_builtin_data(cfg, root)
+        assert cfg.randomness.seed == BUILTIN_SEED
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'rexnet_fasterrcnn_fpn.py'))
+    cfg.randomness = dict(seed=3, deterministic=True)
+    apply_builtin_data(cfg, builtin_root)
+    assert cfg.randomness == dict(seed=3, deterministic=True)

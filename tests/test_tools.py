@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, kill_after_checkpoint, run_tool
 
 CONFIG = osp.join(REPO, 'configs', 'rexnet_fasterrcnn_fpn.py')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
@@ -143,24 +141,14 @@ def test_resume_after_interruption(tmp_path, builtin_root) -> None:
     env = dict(
         os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2', MMBACKBONES_DATA_ROOT=builtin_root
     )
-    proc = subprocess.Popen(
+    interrupted_at = kill_after_checkpoint(
         [sys.executable, TRAIN, CONFIG, '--builtin-data', '--work-dir', wd, *FAST, *sched],
-        cwd=str(tmp_path),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        str(tmp_path),
+        env,
+        wd,
+        'iter_4.pth',
+        timeout=600,
     )
-    last = osp.join(wd, 'last_checkpoint')
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if osp.isfile(last) and open(last).read().strip().endswith('iter_4.pth'):
-            break
-        assert proc.poll() is None, 'training ended before it could be interrupted'
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    interrupted_at = open(last).read().strip()
     assert not osp.exists(osp.join(wd, 'iter_8.pth'))
     state = torch.load(interrupted_at, map_location='cpu', weights_only=True)
     resumed_iter = state['meta']['iter']

@@ -9,7 +9,9 @@ the paper schedule for a CPU-sized one. What changes, and why:
 * input size: every ``Resize`` scale becomes the built-in image size (256);
 * a ``Pretrained`` backbone init is dropped (no weights can be downloaded here), so the
   backbone trains from scratch: ``frozen_stages=-1`` and ``norm_eval=False``;
-* the schedule (iterations, batch, optimiser, lr) is :data:`BUILTIN_SCHEDULES`;
+* the schedule (iterations, batch, optimiser, lr) is :data:`BUILTIN_SCHEDULES`, seeded
+  with :data:`BUILTIN_SEED` (``randomness.seed``; the data order too), so two runs on the
+  same machine train alike;
 * SSD: the anchors (in pixels of SSDLite's 320 input) are scaled to the image size;
 * FPN detectors: the FPN, RPN and RoI heads are narrowed from 256 to 64 channels (fc
   layers 1024 -> 256); at CPU input sizes they otherwise cost ~8x the backbone;
@@ -38,6 +40,10 @@ from mmbackbones.utils.nested import walk_config
 from .cityscapes_synth import CITYSCAPES_CLASSES, ensure_cityscapes_synth
 from .cityscapes_synth import IMAGE_SIZE as SEG_IMAGE_SIZE
 from .shapes import IMAGE_SIZE, SHAPES_CLASSES, ensure_shapes_coco
+
+#: ``randomness.seed`` of the built-in schedules (unless the config sets one): model init,
+#: data order (mmengine seeds the sampler with it) and augmentations repeat from run to run
+BUILTIN_SEED = 0
 
 # CPU-sized schedules. The detection one is what `make demo` runs (15 min budget on 2
 # cores) and reaches bbox AP50 >= 0.5 on the built-in validation split.
@@ -183,7 +189,8 @@ def _drop_pretrained(model: Any) -> None:
 
 def _cpu_schedule(cfg: Config, sched: dict[str, Any], decay: dict[str, Any]) -> Config:
     """The CPU-sized schedule shared by every task: iteration-based loop, linear warm-up then
-    ``decay``, AdamW with gradient clipping, frequent checkpoints, iteration logging."""
+    ``decay``, AdamW with gradient clipping, frequent checkpoints, iteration logging, and a
+    fixed seed (:data:`BUILTIN_SEED`) unless the config has one."""
     cfg.train_cfg = ConfigDict(
         type='IterBasedTrainLoop', max_iters=sched['max_iters'], val_interval=sched['val_interval']
     )
@@ -219,6 +226,10 @@ def _cpu_schedule(cfg: Config, sched: dict[str, Any], decay: dict[str, Any]) -> 
     cfg.log_processor = ConfigDict(type='LogProcessor', window_size=20, by_epoch=False)
     if cfg.get('auto_scale_lr'):
         cfg.auto_scale_lr.enable = False
+    randomness = dict(cfg.get('randomness') or {})
+    if randomness.get('seed') is None:
+        randomness['seed'] = BUILTIN_SEED
+    cfg.randomness = randomness
     return cfg
 
 
