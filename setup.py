@@ -42,7 +42,8 @@ setup(
             'scikit-image',
         ],
         'convert': ['timm>=1.0', 'torchvision', 'safetensors', 'huggingface_hub'],
-        'onnx': ['onnx', 'onnxruntime'],
+        # torchvision: its ONNX symbolics export NMS and RoIAlign (whole-model export)
+        'onnx': ['onnx', 'onnxruntime', 'torchvision'],
         # optional runtime: OpenVINO and NNCF's post-training INT8 quantization
         'openvino': ['openvino', 'nncf'],
         'sweep': ['ray'],

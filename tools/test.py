@@ -1,6 +1,7 @@
 """Evaluate a checkpoint with an mmdet or mmseg config (chosen by its ``default_scope``).
 
 python tools/test.py CONFIG CHECKPOINT [--builtin-data] [--out results.pkl] [--allow-partial]
+python tools/test.py CONFIG MODEL.onnx --backend onnxruntime|openvino [--builtin-data]
 
 A checkpoint whose tensors do not fit the model is an error naming the mismatches (and the
 model the file probably belongs to); --allow-partial evaluates with what fits.
@@ -18,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
 from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
 from mmbackbones.loading import apply_loading_policy  # noqa: E402
-from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point, file_ending  # noqa: E402
 from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
 
 
@@ -26,7 +27,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument(
+        '--out', type=file_ending('.pkl', '.pickle'), help='dump raw predictions to this pickle'
+    )
+    parser.add_argument(
+        '--backend',
+        choices=('pytorch', 'onnxruntime', 'openvino'),
+        default='pytorch',
+        help='run CHECKPOINT in PyTorch (default), or CHECKPOINT is a whole model exported '
+        'by tools/export_onnx.py, run in ONNX Runtime or OpenVINO (docs/deploy.md)',
+    )
     parser.add_argument(
         '--allow-partial',
         action='store_true',
@@ -44,12 +54,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args, 'tools/test.py')
-    try:
-        check_checkpoint_file(args.checkpoint)
-    except ValueError as e:
-        fail(str(e))
-    cfg.load_from = args.checkpoint
-    apply_loading_policy(cfg, args.allow_partial)  # a checkpoint that does not fit: error
+    if args.backend != 'pytorch':  # the runtime replaces the model; same data and metric
+        from mmbackbones.deploy.runtime import use_runtime
+
+        use_runtime(cfg, args.checkpoint, args.backend)
+    else:
+        try:
+            check_checkpoint_file(args.checkpoint)
+        except ValueError as e:
+            fail(str(e))
+        cfg.load_from = args.checkpoint
+        apply_loading_policy(cfg, args.allow_partial)  # a checkpoint that does not fit: error
     if args.out:
         cfg.test_evaluator = (
             [cfg.test_evaluator]
