@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmbackbones.design_space import channel_search as cs  # noqa: E402
 from mmbackbones.design_space.train import DEFAULT_CFG, run_sweep  # noqa: E402
-from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, above, at_least, entry_point  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = dict(n=4, seeds=1, iters=3, batch_size=8, n_train=64, n_test=32)
@@ -70,16 +70,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument('--out', required=True, help='output directory (reused to resume)')
     p.add_argument('--quick', action='store_true', help='4 configs, 1 seed, 3 iterations')
     p.add_argument('--space', default='rexnet', help='a ReXNet channel space (default rexnet)')
-    p.add_argument('-n', type=int, help='configurations to sample (default 20)')
+    p.add_argument('-n', type=at_least(1), help='configurations to sample (default 20)')
     p.add_argument('--seeds', type=int, help='training seeds per configuration (default 2)')
-    p.add_argument('--seed', type=int, default=0, help='sampling and training seed')
+    p.add_argument('--seed', type=at_least(0), default=0, help='sampling and training seed')
     p.add_argument('--flops', help='FLOPs budget "lo,hi" at 32x32 (default ",<ReXNet x1.0>")')
     p.add_argument('--params', help='params budget "lo,hi" (either side may be empty)')
-    p.add_argument('--iters', type=int, help='SGD steps per training (default 100)')
-    p.add_argument('--batch-size', dest='batch_size', type=int)
-    p.add_argument('--lr', type=float)
-    p.add_argument('--n-train', dest='n_train', type=int, help='generated set size')
-    p.add_argument('--n-test', dest='n_test', type=int, help='generated set size')
+    p.add_argument('--iters', type=at_least(1), help='SGD steps per training (default 100)')
+    p.add_argument('--batch-size', dest='batch_size', type=at_least(1))
+    p.add_argument('--lr', type=above(0))
+    p.add_argument('--n-train', dest='n_train', type=at_least(1), help='generated set size')
+    p.add_argument('--n-test', dest='n_test', type=at_least(1), help='generated set size')
     p.add_argument('--data-root', dest='data_root', help='CIFAR-10 root (used if present)')
     p.add_argument('--workers', type=int, default=1)
     p.add_argument('--launcher', choices=('local', 'ray'), default='local')

@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.backbone):
         parser.error('give either a CONFIG or --backbone NAME --arch ARCH')
+    if args.config and (args.arch or args.out_indices or args.classifier):
+        parser.error('--arch/--out-indices/--classifier apply to --backbone; edit the config')
+    if args.backbone and args.backbone_only:
+        parser.error('--backbone-only applies to a CONFIG (--backbone counts the backbone)')
 
     from mmbackbones.complexity import measure
 

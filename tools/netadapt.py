@@ -38,7 +38,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmbackbones.netadapt.knobs import FAMILIES  # noqa: E402
 from mmbackbones.netadapt.search import NetAdapt, NetAdaptConfig  # noqa: E402
-from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, above, at_least, entry_point  # noqa: E402
+from mmbackbones.utils.errors import ArgumentError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,30 +50,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument('--backbone', default=d.backbone, help=f'family: {sorted(FAMILIES)}')
     p.add_argument('--arch', default=d.arch, help='preset name or a JSON arch dict')
-    p.add_argument('--widen-factor', type=float, default=d.widen_factor)
+    p.add_argument('--widen-factor', type=above(0), default=d.widen_factor)
     t = p.add_mutually_exclusive_group(required=True)
-    t.add_argument('--target-ms', type=float, help='latency target in milliseconds')
+    t.add_argument('--target-ms', type=above(0), help='latency target in milliseconds')
     t.add_argument('--target-ratio', type=float, help='target as a fraction of the start')
-    p.add_argument('--shape', type=int, nargs='+', default=list(d.shape), help='H [W]')
-    p.add_argument('--threads', type=int, default=d.threads)
+    p.add_argument('--shape', type=at_least(16), nargs='+', default=list(d.shape), help='H [W]')
+    p.add_argument('--threads', type=at_least(1), default=d.threads)
     p.add_argument('--margin', type=float, default=d.margin, help='stop at target*(1-margin)')
     p.add_argument('--stat', default=d.stat, choices=('median', 'min'), help='of the repeats')
     p.add_argument('--delta', type=float, default=d.delta, help='first step, x start latency')
     p.add_argument('--delta-decay', type=float, default=d.delta_decay)
-    p.add_argument('--repeats', type=int, default=d.repeats, help='forwards per measurement')
-    p.add_argument('--lut-repeats', type=int, default=d.lut_repeats)
-    p.add_argument('--train-size', type=int, default=d.train_size)
-    p.add_argument('--pretrain-iters', type=int, default=d.pretrain_iters)
-    p.add_argument('--finetune-iters', type=int, default=d.finetune_iters)
-    p.add_argument('--final-iters', type=int, default=d.final_iters)
-    p.add_argument('--batch-size', type=int, default=d.batch_size)
-    p.add_argument('--lr', type=float, default=d.lr)
-    p.add_argument('--n-train', type=int, default=d.n_train)
-    p.add_argument('--n-val', type=int, default=d.n_val)
-    p.add_argument('--data-root', default=d.data_root)
-    p.add_argument('--seed', type=int, default=d.seed)
     p.add_argument(
-        '--max-iters', type=int, default=d.max_iters, help='pause after this many iterations'
+        '--repeats', type=at_least(1), default=d.repeats, help='forwards per measurement'
+    )
+    p.add_argument('--lut-repeats', type=at_least(1), default=d.lut_repeats)
+    p.add_argument('--train-size', type=at_least(1), default=d.train_size)
+    p.add_argument('--pretrain-iters', type=at_least(0), default=d.pretrain_iters)
+    p.add_argument('--finetune-iters', type=at_least(0), default=d.finetune_iters)
+    p.add_argument('--final-iters', type=at_least(0), default=d.final_iters)
+    p.add_argument('--batch-size', type=at_least(1), default=d.batch_size)
+    p.add_argument('--lr', type=above(0), default=d.lr)
+    p.add_argument('--n-train', type=at_least(1), default=d.n_train)
+    p.add_argument('--n-val', type=at_least(1), default=d.n_val)
+    p.add_argument('--data-root', default=d.data_root)
+    p.add_argument('--seed', type=at_least(0), default=d.seed)
+    p.add_argument(
+        '--max-iters',
+        type=at_least(1),
+        default=d.max_iters,
+        help='pause after this many iterations',
     )
     p.add_argument(
         '--latency',
@@ -91,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     arch = args.arch
     if arch.lstrip().startswith('{'):
-        arch = json.loads(arch)
+        try:
+            arch = json.loads(arch)
+        except json.JSONDecodeError as e:
+            raise ArgumentError(f'--arch: not a JSON arch dict ({e})') from None
     shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     cfg = NetAdaptConfig(
         backbone=args.backbone,

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmbackbones.analysis import rank  # noqa: E402
-from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, above, at_least, entry_point  # noqa: E402
 
 QUICK = dict(d_out=32, n=4, size=8, seeds=2, ratios=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0))
 FULL = dict(d_out=128, n=8, size=8, seeds=5, ratios=rank.DEFAULT_RATIOS)
@@ -71,19 +71,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument('--quick', action='store_true', help='reduced sweep (< 1 minute)')
     p.add_argument('--blocks', nargs='+', default=list(rank.BLOCKS), choices=rank.BLOCKS)
     p.add_argument('--acts', nargs='+', default=list(rank.ACTS), choices=list(rank.ACTS))
-    p.add_argument('--ratios', type=float, nargs='+', help='dimension ratios d_in/d_out')
-    p.add_argument('--d-out', dest='d_out', type=int, help='output channels')
-    p.add_argument('--batch', dest='n', type=int, help='batch size (rows: batch * size**2)')
-    p.add_argument('--size', type=int, help='input height and width')
-    p.add_argument('--seeds', type=int, help='random networks per point')
+    p.add_argument('--ratios', type=above(0), nargs='+', help='dimension ratios d_in/d_out')
+    p.add_argument('--d-out', dest='d_out', type=at_least(1), help='output channels')
+    p.add_argument(
+        '--batch', dest='n', type=at_least(1), help='batch size (rows: batch * size**2)'
+    )
+    p.add_argument('--size', type=at_least(1), help='input height and width')
+    p.add_argument('--seeds', type=at_least(1), help='random networks per point')
     p.add_argument(
         '--rtol',
-        type=float,
+        type=above(0),
         default=rank.DEFAULT_RTOL,
         help='singular values above rtol * sigma_max count (default %(default)s)',
     )
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
+    p.add_argument('--threads', type=at_least(1), default=1, help='torch intra-op threads')
     p.add_argument('--no-progress', action='store_true')
     a = p.parse_args(argv)
 

@@ -19,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmbackbones  # noqa: E402,F401  (allow-lists mmengine checkpoints for torch>=2.6)
 from mmbackbones.checkpoint import check_checkpoint_file  # noqa: E402
 from mmbackbones.loading import apply_loading_policy  # noqa: E402
-from mmbackbones.utils.cli import ToolParser, entry_point  # noqa: E402
+from mmbackbones.utils.cli import ToolParser, entry_point, file_ending  # noqa: E402
 from mmbackbones.utils.config import add_common_args, fail, load_config  # noqa: E402
 
 
@@ -27,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument(
+        '--out', type=file_ending('.pkl', '.pickle'), help='dump raw predictions to this pickle'
+    )
     parser.add_argument(
         '--backend',
         choices=('pytorch', 'onnxruntime', 'openvino'),

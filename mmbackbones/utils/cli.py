@@ -26,6 +26,7 @@ import argparse
 import functools
 import os
 import os.path as osp
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable
@@ -41,6 +42,7 @@ __all__ = [
     'above',
     'at_least',
     'checked',
+    'file_ending',
     'entry_point',
     'fail',
     'user_message',
@@ -90,6 +92,16 @@ class ToolParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument(DEBUG_FLAG, action='store_true', help=DEBUG_HELP)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        try:
+            return super().parse_known_args(args, namespace)
+        except (ValueError, TypeError) as e:  # an action that raises instead of reporting
+            action = _action_of(e.__traceback__)
+            name = '/'.join(action.option_strings) or action.dest if action else None
+            if name is None:
+                raise
+            self.error(f'argument {name}: {e}')
+
     def error(self, message: str) -> NoReturn:
         print(f'error: {_one_line(message)} (see {self.prog} --help)', file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
@@ -114,6 +126,17 @@ def _bounded(minimum: float, kind: type, strict: bool) -> Callable[[str], Any]:
     return parse
 
 
+def _action_of(tb: TracebackType | None) -> argparse.Action | None:
+    """The innermost ``argparse.Action`` running on the traceback (e.g. mmengine's
+    ``DictAction`` given ``--cfg-options foo`` without ``=``)."""
+    found = None
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get('self')
+        found = obj if isinstance(obj, argparse.Action) else found
+        tb = tb.tb_next
+    return found
+
+
 def at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
     """An argparse ``type``: ``kind(text)``, which must be ``>= minimum``.
 
@@ -133,6 +156,23 @@ def above(minimum: float, kind: type = float) -> Callable[[str], Any]:
         0.1
     """
     return _bounded(minimum, kind, strict=True)
+
+
+def file_ending(*endings: str) -> Callable[[str], str]:
+    """An argparse ``type``: a file name that must end with one of ``endings``.
+
+    Example:
+        >>> file_ending('.pkl', '.pickle')('out/results.pkl')
+        'out/results.pkl'
+    """
+
+    def parse(text: str) -> str:
+        if not text.lower().endswith(endings):
+            raise argparse.ArgumentTypeError(f'must end with {" or ".join(endings)}, got {text!r}')
+        return text
+
+    parse.__name__ = 'file name'
+    return parse
 
 
 def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -187,6 +227,15 @@ def entry_point(main: F) -> F:
                 raise
             print('interrupted', file=sys.stderr, flush=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
+        except subprocess.CalledProcessError as e:
+            tool = _our_tool(e.cmd)
+            if debug or tool is None:
+                raise
+            # a tool this one ran (make demo -> tools/train.py) has printed its own error
+            print(
+                f'error: {tool} stopped (exit status {e.returncode}, see above)', file=sys.stderr
+            )
+            raise SystemExit(e.returncode) from None
         except Exception as e:
             msg = None if debug else user_message(e)
             if msg is None:
@@ -195,6 +244,16 @@ def entry_point(main: F) -> F:
             raise SystemExit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _our_tool(cmd: Any) -> str | None:
+    """``tools/x.py`` if the command ``cmd`` runs one of our tools."""
+    words = [cmd] if isinstance(cmd, (str, os.PathLike)) else list(cmd or [])
+    for word in words:
+        path = osp.abspath(os.fsdecode(word)) if isinstance(word, (str, os.PathLike)) else ''
+        if _ours(path) and path.endswith('.py'):
+            return osp.relpath(path, osp.dirname(_PACKAGE))
+    return None
 
 
 # ------------------------------------------------------------- what is a mistake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os.path as osp
 from typing import Any
 
@@ -13,7 +14,21 @@ from .checks import check_data, check_neck_channels, check_pretrained
 from .cli import fail
 from .dist import prepare_cpu_distributed
 
-__all__ = ['add_common_args', 'fail', 'load_config']
+__all__ = ['CfgOptions', 'add_common_args', 'fail', 'load_config']
+
+
+class CfgOptions(DictAction):
+    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``) that names a malformed
+    item (mmengine fails with "not enough values to unpack")."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+        items = values if isinstance(values, list) else [values]
+        bad = [v for v in items if '=' not in v or not v.split('=', 1)[0].strip()]
+        if bad:
+            raise argparse.ArgumentError(
+                self, f'expected KEY=VALUE items, got {bad[0]!r} (e.g. train_cfg.max_iters=100)'
+            )
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_common_args(parser: Any) -> None:
@@ -27,7 +42,7 @@ def add_common_args(parser: Any) -> None:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptions,
         help='override config keys, e.g. train_cfg.max_iters=100',
     )
     parser.add_argument(
