@@ -280,6 +280,29 @@ def test_config_mistakes_in_a_base_file_name_that_file(tmp_path, capsys) -> None
     run_main('train', [tmp_path / 'nope.py'], capsys, 'nope.py', 'does not exist')
 
 
+@pytest.mark.parametrize(
+    'option,named',
+    [('train_cfg.max_iters=0', ['train_cfg.max_iters', '>= 1, got 0']),
+     ('train_dataloader.batch_size=0', ['train_dataloader.batch_size', '>= 1']),
+     ('train_dataloader.num_workers=-1', ['train_dataloader.num_workers', '>= 0']),
+     ('oops', ['--cfg-options', 'KEY=VALUE', "'oops'"])],
+)  # fmt: skip
+def test_config_values_that_would_run_nothing(tmp_path, capsys, monkeypatch, option, named):
+    """mmengine accepts max_iters=0 and exits 0 having trained nothing; a zero batch size
+    fails deep inside a sampler. Both are refused with the key before anything is built."""
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(CONFIGS, 'rexnet_fasterrcnn_fpn.py')
+    run_main('train', [config, '--cfg-options', option], capsys, *named)
+
+
+def test_launcher_pytorch_outside_torchrun(tmp_path, capsys, monkeypatch) -> None:
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(CONFIGS, 'rexnet_fasterrcnn_fpn.py')
+    run_main('train', [config, '--launcher', 'pytorch'], capsys, '--launcher pytorch', 'torchrun')
+
+
 # -------------------------------------------------------------- a preset as a number
 @pytest.mark.parametrize('family', backbone_families())
 def test_number_names_the_preset_it_reads_as(family: str) -> None:

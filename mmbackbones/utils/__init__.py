@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ['DataNotFoundError', 'check_data', 'check_neck_channels', 'check_pretrained']
+__all__ = [
+    'DataNotFoundError',
+    'check_counts',
+    'check_data',
+    'check_neck_channels',
+    'check_pretrained',
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmbackbones.datasets.builtin import _datasets, task_of
 
-from .errors import InputFileError, UserError
+from .errors import ArgumentError, InputFileError, UserError
 
 LAYOUTS = {
     'detection': (
@@ -78,6 +78,46 @@ def check_data(
         '  To run on the built-in data instead (generated on first use, CPU-sized schedule):\n'
         f'    python {tool} {config_path}{extra} --builtin-data',
     )
+
+
+# (config key, the least valid value): counts that mmengine would accept and then run
+# nothing with (max_iters=0 trains nothing and exits 0) or fail on deep inside a sampler
+POSITIVE_KEYS = (
+    ('train_cfg.max_iters', 1),
+    ('train_cfg.max_epochs', 1),
+    ('train_cfg.val_interval', 1),
+    ('train_dataloader.batch_size', 1),
+    ('val_dataloader.batch_size', 1),
+    ('test_dataloader.batch_size', 1),
+    ('train_dataloader.num_workers', 0),
+    ('val_dataloader.num_workers', 0),
+    ('test_dataloader.num_workers', 0),
+)
+
+
+def check_counts(cfg: Config, splits: tuple[str, ...] = ('train', 'val', 'test')) -> None:
+    """Schedule lengths and loader sizes of ``splits`` must be whole numbers in range.
+
+    Raises:
+        ArgumentError: naming the key, the least valid value and the value found.
+
+    Example:
+        >>> try:
+        ...     check_counts(Config(dict(train_cfg=dict(max_iters=0))))
+        ... except ArgumentError as e:
+        ...     print(e)
+        config: train_cfg.max_iters must be an integer >= 1, got 0
+    """
+    for key, least in POSITIVE_KEYS:
+        if key.split('_', 1)[0] not in splits:
+            continue
+        section, name = key.split('.')
+        node = cfg.get(section)
+        if not isinstance(node, dict) or node.get(name) is None:
+            continue
+        value = node[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ArgumentError(f'config: {key} must be an integer >= {least}, got {value!r}')
 
 
 def check_pretrained(cfg: Config) -> None:

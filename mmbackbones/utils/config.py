@@ -10,7 +10,7 @@ from mmengine.config import Config, DictAction
 
 from mmbackbones.datasets.builtin import apply_builtin_data, task_of
 
-from .checks import check_data, check_neck_channels, check_pretrained
+from .checks import check_counts, check_data, check_neck_channels, check_pretrained
 from .cli import fail
 from .dist import prepare_cpu_distributed
 
@@ -77,6 +77,7 @@ def load_config(args: Any, tool: str) -> Config:
         name = osp.splitext(osp.basename(args.config))[0]
         cfg.work_dir = osp.join('work_dirs', name + ('_builtin' if args.builtin_data else ''))
     splits = ('train', 'val') if tool.endswith('train.py') else ('test',)
+    check_counts(cfg, splits)
     check_data(cfg, args.config, tool, splits)
     if tool.endswith('train.py'):
         check_pretrained(cfg)

@@ -19,6 +19,8 @@ from mmengine.model import MMDistributedDataParallel
 
 from mmbackbones.registry import MODEL_WRAPPERS
 
+TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')  # env:// rendezvous
+
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
@@ -88,6 +90,13 @@ def prepare_cpu_distributed(cfg: Any) -> None:
         return
     changes = cpu_distributed_config(cfg)
     dist_cfg = cfg.env_cfg.dist_cfg
+    unset = [k for k in TORCHRUN_ENV if k not in os.environ]
+    if unset and not torch.distributed.is_initialized():
+        raise ValueError(
+            f'--launcher pytorch: {", ".join(unset)} not set; this launcher runs under '
+            'torchrun, e.g. torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher '
+            'pytorch (or tools/dist_train.sh CONFIG 2); for one process use --launcher none'
+        )
     if not torch.distributed.is_initialized():
         kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
         if 'timeout' in kwargs:  # mmengine's configs give seconds
