@@ -111,7 +111,8 @@ class RandomStateHook(Hook):
         self._before_val: dict[str, Any] | None = None
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        checkpoint['random_state'] = random_state()
+        # a checkpoint saved during validation (save_best) gets the training's state
+        checkpoint['random_state'] = self._before_val or random_state()
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         self._resumed = checkpoint.get('random_state')

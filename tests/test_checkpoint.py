@@ -175,3 +175,49 @@ def test_last_checkpoint_skips_an_incomplete_file(tmp_path) -> None:
     assert last_checkpoint(str(wd)) == good
     (wd / 'last_checkpoint').write_text('')  # a pointer cut short
     assert last_checkpoint(str(wd)) == good
+
+
+def _draw() -> tuple:
+    import random
+
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def test_random_state_hook_restores_on_resume_and_keeps_validation_neutral() -> None:
+    import logging
+    from types import SimpleNamespace
+
+    from mmbackbones.loading_hooks import RandomStateHook
+
+    hook = RandomStateHook()
+    runner = SimpleNamespace(iter=4, world_size=1, logger=logging.getLogger('test'))
+    _seed_all(0)
+    ckpt: dict = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    expected = _draw()  # what the uninterrupted run draws after the checkpoint
+    # a resumed process: seeded afresh, the checkpoint read back with weights_only
+    _seed_all(1)
+    hook.after_load_checkpoint(runner, _roundtrip(ckpt))
+    hook.before_train(runner)
+    assert _draw() == expected
+    # validation leaves the training's random stream as it was
+    _seed_all(2)
+    hook.before_val(runner)
+    _draw()
+    hook.after_val(runner)
+    after_val = _draw()
+    _seed_all(2)
+    assert _draw() == after_val
+    # load_from (iteration 0) is not a resume: the state is not restored
+    _seed_all(3)
+    hook.after_load_checkpoint(SimpleNamespace(iter=0), ckpt)
+    hook.before_train(SimpleNamespace(iter=0, world_size=1))
+    assert _draw() != expected
