@@ -592,3 +592,66 @@ def test_plot_shows_the_rows(tmp_path, monkeypatch) -> None:
     assert (ax.get_xscale(), ax.get_yscale()) == ('log', 'log')
     assert ax.get_ylabel() == 'median latency (ms)' and 'GFLOPs' in ax.get_xlabel()
     assert 'infer, batch 1, 1 thread(s), 8x8' in ax.get_title()
+
+
+@pytest.mark.slow  # exports SSDLite twice (ours, torchvision's): ~1-2 min on 2 cores
+def test_whole_models_end_to_end(tmp_path, capsys) -> None:
+    """``--whole ssdlite``: our SSDLite config and torchvision's ``ssdlite320`` end to end,
+    in PyTorch and in ONNX Runtime, timed in one interleaved session."""
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'whole'
+    run_main('--whole', 'ssdlite', '--runtime', 'onnxruntime', '--fast', '--threads', '1',
+             '--out', str(out))  # fmt: skip
+    rows = _read_csv(str(out / 'benchmark.csv'))
+    peer = 'torchvision ssdlite320_mobilenet_v3_large'
+    assert sorted((r['impl'], r['engine']) for r in rows) == sorted(
+        (impl, e) for impl in ('mmbackbones', peer) for e in ('', 'onnxruntime fp32')
+    )
+    for r in rows:
+        assert r['form'] == 'detector (end to end)' and (r['height'], r['width']) == ('320', '320')
+        _positive(r, ['median_ms', 'min_ms'])
+        ours = r['impl'] == 'mmbackbones'
+        _positive(r, ['ratio_ours_over_fastest_peer' if ours else 'ratio_ours_over_peer'])
+    assert '## Fastest path' in (out / 'benchmark.md').read_text()
+
+
+@pytest.mark.slow  # torchvision's SSDLite and LR-ASPP exported: ~1 min
+def test_torchvision_peer_exports_equal_torchvision() -> None:
+    """The peers we time in a runtime compute what torchvision's models compute. LR-ASPP:
+    the same class per pixel in ONNX Runtime as in PyTorch. SSDLite with random weights
+    scores many anchors exactly alike, and NMS breaks such ties by position, which
+    differs between the two: the same number of detections with the same scores."""
+    pytest.importorskip('onnxruntime')
+    import dataclasses
+    import tempfile
+
+    from mmbackbones.benchmark import wholemodels as wm
+    from mmbackbones.deploy import randomize_bn
+    from mmbackbones.deploy.engines import Engine, export_onnx
+
+    torch.manual_seed(0)
+    for name in ('lraspp', 'ssdlite'):
+        pair = dataclasses.replace(wm.WHOLE_MODELS[name], shape=(256, 320))
+        model = wm.build_peer_model(pair)
+        if name == 'lraspp':  # untrained logits are near-constant: make the map vary
+            randomize_bn(model)
+            with torch.no_grad():
+                for conv in (
+                    model.model.classifier.low_classifier,
+                    model.model.classifier.high_classifier,
+                ):
+                    conv.weight.mul_(100)
+        x = torch.from_numpy(wm._peer_input(wm._image(pair.shape), pair.form))
+        with torch.no_grad():
+            ref = model(x)
+        path = export_onnx(model, (x,), osp.join(tempfile.mkdtemp(), f'{name}.onnx'))
+        got = Engine(path)(x.numpy())
+        if name == 'lraspp':
+            assert got[0].shape == tuple(ref.shape) == (1, 256, 320)
+            assert (got[0] == ref.numpy()).mean() >= 0.999
+            assert len(set(ref.unique().tolist())) > 1  # not a constant map
+        else:
+            boxes, scores, _ = ref
+            assert len(boxes) > 0 and got[0].shape == tuple(boxes.shape)
+            assert abs(sorted(got[1]) - scores.sort().values.numpy()).max() <= 1e-5
+            assert got[0].min() >= 0 and got[0][:, 2].max() <= 320 and got[0][:, 3].max() <= 256

@@ -236,3 +236,52 @@ def test_missing_openvino_is_one_clear_error(exported, monkeypatch) -> None:
     with pytest.raises(EngineUnavailableError, match=r'mmbackbones\[openvino\]'):
         quantize(exported['path'], os.path.join(exported['dir'], 'x.xml'), [()], 'nncf')
     assert eng.RUNTIMES == ('onnxruntime', 'openvino')
+
+
+# ----------------------------------------------------------------- whole models, tool
+@pytest.mark.slow  # exports and quantizes a whole SSDLite: ~1 min on 2 cores
+def test_tools_quantize_a_whole_detector(tmp_path, builtin_root: str) -> None:
+    """tools/quantize.py on an exported SSDLite (random weights, built-in data config):
+    the layers are quantized, the post-processing (NonMaxSuppression and what feeds it)
+    is not, the metadata survives, and the Runtime runs the INT8 file like the FP32 one
+    (the same number of detections, boxes inside the image)."""
+    import onnx
+    from conftest import REPO, run_tool
+
+    from mmbackbones.deploy.runtime import Runtime
+
+    config = os.path.join(REPO, 'configs', 'mobilenetv3-small_ssdlite.py')
+    fp32, int8 = str(tmp_path / 'ssd.onnx'), str(tmp_path / 'ssd-int8.onnx')
+    env = {'MMBACKBONES_DATA_ROOT': builtin_root}
+    res = run_tool(
+        [os.path.join(REPO, 'tools', 'export_onnx.py'), config, '--builtin-data',
+         '--shape', '192', '192', '-o', fp32], cwd=str(tmp_path), timeout=900, env=env,
+    )  # fmt: skip
+    assert res.returncode in (0, 1), res.stderr  # 1: its random-weight parity line only
+    res = run_tool(
+        [os.path.join(REPO, 'tools', 'quantize.py'), config, fp32, '-o', int8,
+         '--builtin-data', '--calibration', '4'], cwd=str(tmp_path), timeout=900, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert 'calibrated on 4 train images' in res.stdout
+    graph = onnx.load(int8).graph
+    quantized = {n.output[0] for n in graph.node if n.op_type == 'DequantizeLinear'}
+    producers = {o: n for n in graph.node for o in n.output}
+    assert any(n.op_type == 'Conv' and n.input[0] in quantized for n in graph.node)
+    for n in graph.node:
+        if n.op_type == 'NonMaxSuppression':
+            assert not n.name.startswith('/trunk/')
+            assert all(producers.get(i) is None or producers[i].op_type != 'DequantizeLinear'
+                       for i in n.input)  # fmt: skip
+    meta = {p.key: p.value for p in onnx.load(int8).metadata_props}
+    assert all(meta.get(p.key) == p.value for p in onnx.load(fp32).metadata_props)
+    image = (np.random.default_rng(0).random((192, 192, 3)) * 255).astype(np.uint8)
+    from mmengine.config import Config as MMConfig
+
+    from mmbackbones.datasets.builtin import apply_builtin_data as builtin
+
+    cfg = builtin(MMConfig.fromfile(config), builtin_root)
+    a = Runtime(fp32, cfg).predict(image)[0].pred_instances
+    b = Runtime(int8, cfg).predict(image)[0].pred_instances
+    assert len(a.bboxes) == len(b.bboxes) > 0
+    assert float(b.bboxes.min()) >= 0 and float(b.bboxes.max()) <= 192

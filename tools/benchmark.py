@@ -63,6 +63,13 @@ def parse_args(
     )
     parser.add_argument('--all-presets', action='store_true', help='every preset of ours')
     parser.add_argument(
+        '--whole',
+        nargs='+',
+        choices=['ssdlite', 'lraspp'],
+        help="whole models end to end (one image in, predictions out): our config's model "
+        "against torchvision's same architecture, in PyTorch and in --runtime's",
+    )
+    parser.add_argument(
         '--compare',
         action='store_true',
         help='add the peers of the same architecture; alone: every architecture with peers',
@@ -202,9 +209,50 @@ def build_candidates(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return out
 
 
+def run_whole(args: argparse.Namespace, parser, repeats: int, warmup: int) -> None:
+    """``--whole``: one session per thread count over the chosen pairs."""
+    from mmbackbones import benchmark as bm
+    from mmbackbones.benchmark.wholemodels import WHOLE_MODELS, run_whole_session
+
+    if args.config or args.backbone or args.all_presets or args.compare or args.peers:
+        parser.error('--whole takes no other target (CONFIG, --backbone, --compare, ...)')
+    if args.batch != [1] or args.device != 'cpu' or args.compile != 'none':
+        parser.error('--whole runs batch 1 on the CPU, eager or in --runtime')
+    specs = bm.engine_specs(args.runtime or [], args.precision if args.runtime else [])
+    rows = []
+    for threads in args.threads:
+        rows += run_whole_session(
+            [WHOLE_MODELS[k] for k in args.whole],
+            specs,
+            threads,
+            repeats,
+            warmup,
+            calibration=args.calibration,
+            log=lambda msg: print(f'[benchmark] {msg}', file=sys.stderr, flush=True),
+        )
+    _report(args, rows, (0, 0), repeats, warmup)
+
+
+def _report(args: argparse.Namespace, rows: list, shape: tuple, repeats: int, warmup: int):
+    from mmbackbones import benchmark as bm
+
+    command = 'python tools/benchmark.py ' + ' '.join(shlex.quote(a) for a in args.argv)
+    meta = bm.report_meta(
+        args.device, shape, repeats, warmup, command, args.clock, compiled=args.compile
+    )
+    if not shape[0]:
+        meta['input'] = "each model at its config's test size (see the table)"
+    print(bm.to_markdown(rows, meta))
+    if args.out:
+        for path in bm.write_reports(rows, meta, args.out):
+            print(f'[benchmark] wrote {path}', file=sys.stderr, flush=True)
+    return meta
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     args, parser = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     from mmbackbones import benchmark as bm
 
     preset = FAST if args.fast else DEFAULT
@@ -246,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.precision != ['fp32']:
         parser.error('--precision applies to --runtime')
 
+    if args.whole:
+        return run_whole(args, parser, repeats, warmup)
     try:
         candidates = build_candidates(args, parser)
         if args.runtime:
@@ -279,16 +329,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 except bm.BenchmarkError as e:
                     parser.error(str(e))
-    command = 'python tools/benchmark.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
-    )
-    meta = bm.report_meta(
-        args.device, shape, repeats, warmup, command, args.clock, compiled=args.compile
-    )
-    print(bm.to_markdown(rows, meta))
-    if args.out:
-        for path in bm.write_reports(rows, meta, args.out):
-            log(f'wrote {path}')
+    _report(args, rows, shape, repeats, warmup)
     if args.plot is not None:
         path = args.plot or osp.join(args.out, 'latency_vs_flops.png')
         bm.plot_latency_vs_flops(rows, path, clock=args.clock)

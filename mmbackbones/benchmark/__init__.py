@@ -37,7 +37,8 @@ What is measured (``tools/benchmark.py`` is the command line):
   that accounting fails its self-test: :func:`.memory.cpu_tracking_problem`).
 
 The modules: :mod:`.peers` (the peers table, our presets, the candidates), :mod:`.runtimes`
-(the same candidates exported to ONNX Runtime / OpenVINO), :mod:`.session`
+(the same candidates exported to ONNX Runtime / OpenVINO), :mod:`.wholemodels` (whole
+detectors / segmentors end to end against torchvision's), :mod:`.session`
 (steps, :func:`run_session`, rows and ratios), :mod:`.timing` (the timing harness and the
 quantile definition, shared with NetAdapt), :mod:`.memory` (peak memory), :mod:`.report`
 (markdown, CSV, plot, machine information) and :mod:`.errors` (:class:`BenchmarkError`).

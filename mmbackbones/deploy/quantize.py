@@ -158,11 +158,13 @@ def _op_types(method: str, op_types: Sequence[str] | str | None) -> list[str] | 
     return list(chosen)
 
 
-def nodes_under(path: str, prefixes: Sequence[str]) -> list[str]:
+def nodes_under(path: str, prefixes: Sequence[str] | None = None) -> list[str]:
     """Names of the ONNX nodes of ``path`` that PyTorch's exporter put under one of the
     module paths ``prefixes`` (node names are ``/module/path/OpType``), e.g.
-    ``['/backbone/', '/neck/']``: the nodes to quantize in a whole model, leaving its
-    post-processing in floating point.
+    ``['/backbone/', '/neck/']``; ``None``: under any submodule. The nodes to quantize in
+    a whole model: its layers, not the post-processing that the top module's own forward
+    (or a function it calls) adds (box decoding, NMS, the final resize), whose nodes the
+    exporter names ``/OpType`` or ``OpType_N``.
 
     Example:
         >>> import os, tempfile
@@ -177,7 +179,42 @@ def nodes_under(path: str, prefixes: Sequence[str]) -> list[str]:
     import onnx
 
     graph = onnx.load(path, load_external_data=False).graph
+    if prefixes is None:  # '/module/...', not '/OpType' (the top module) nor 'OpType_3'
+        return [n.name for n in graph.node if n.name.startswith('/') and '/' in n.name[1:]]
     return [n.name for n in graph.node if any(n.name.startswith(p) for p in prefixes)]
+
+
+def config_images(cfg: Any, n: int, split: str = 'train') -> list[str]:
+    """The first ``n`` image files of a config's ``split`` dataset (wrappers such as
+    ``RepeatDataset`` unwrapped to their first leaf): calibration images from the config's
+    own data, the *train* split by default (accuracy is measured on val).
+
+    Raises:
+        ValueError: The split has fewer than ``n`` images, or none can be found.
+    """
+    from mmengine.registry import DATASETS, init_default_scope
+
+    from mmbackbones.apis import host_of
+
+    if n < 1:
+        raise ValueError(f'calibration needs at least 1 image, got {n}')
+    init_default_scope(host_of(cfg))
+    ds = dict(cfg[f'{split}_dataloader']['dataset'])
+    while 'pipeline' not in ds and ('dataset' in ds or 'datasets' in ds):
+        ds = dict(ds['dataset'] if 'dataset' in ds else ds['datasets'][0])
+    ds.update(pipeline=[], lazy_init=False, test_mode=split != 'train')
+    dataset = DATASETS.build(ds)
+    if len(dataset) < n:
+        raise ValueError(f'the {split} split has {len(dataset)} images; asked for {n}')
+    return [dataset.get_data_info(i)['img_path'] for i in range(n)]
+
+
+def runtime_feeds(runtime: Any, images: Sequence[str]) -> list[tuple[np.ndarray, ...]]:
+    """Calibration samples for an exported whole model: each image through the config's
+    test pipeline and padded by :meth:`mmbackbones.deploy.Runtime.feeds`, as a tuple in
+    the graph's input order."""
+    names = runtime.meta['inputs']
+    return [tuple(feed[k] for k in names) for feed in runtime.feeds(list(images))]
 
 
 def quantize_onnxruntime(
