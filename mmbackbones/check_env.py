@@ -14,9 +14,6 @@ versions):
   actually loading a small mmengine-style checkpoint.
 * mmcv without its compiled ops (``mmcv._ext``): RoIAlign and NMS are unavailable, so the
   R-CNN configs and detection post-processing cannot run.
-* PyTorch's private oneDNN ops that :func:`mmbackbones.deploy.fuse` prepacks with
-  (:func:`mmbackbones.deploy.onednn.probe`, a numerical self-test): when they fail, ``fuse``
-  uses portable forms (same outputs, slower). A warning, not a failure.
 
 Exit status: 0 when no known-bad combination is found, 1 otherwise (all findings are
 printed either way; warnings do not count).
@@ -168,45 +165,16 @@ def check_mmcv_ops(mmcv: str | None, ops_ok: bool) -> list[Finding]:
     ]
 
 
-def check_onednn(ok: bool | None, reason: str = '') -> list[Finding]:
-    """The oneDNN self-test (:func:`mmbackbones.deploy.onednn.probe`); ``ok=None``: not run
-    (no torch), nothing to report.
-
-    Example:
-        >>> print(check_onednn(True, 'self-test passed')[0])
-        [OK  ] oneDNN private ops: self-test passed
-        >>> [(f.ok, f.warn) for f in check_onednn(False, 'an op is missing')]
-        [(True, True)]
-    """
-    if ok is None:
-        return []
-    if ok:
-        return [Finding(True, f'oneDNN private ops: {reason}')]
-    return [
-        Finding(
-            True,
-            f'oneDNN private ops failed their self-test, fuse() uses portable forms '
-            f'(same outputs, slower): {reason}',
-            'a PyTorch build with oneDNN (the x86/ARM CPU wheels), or report the reason '
-            'if this torch version is new',
-            warn=True,
-        )
-    ]
-
-
 def run_checks(
     versions: dict[str, str | None],
     ops_ok: bool,
     allowlist_active: bool,
-    onednn: tuple[bool, str] | None = None,
 ) -> list[Finding]:
-    """All checks on a version table (as :func:`collect_versions` returns); ``onednn``:
-    the oneDNN probe's ``(ok, reason)``, ``None`` when it was not run."""
+    """All checks on a version table (as :func:`collect_versions` returns)."""
     return [
         *check_mmcv_ops(versions.get('mmcv'), ops_ok),
         *check_mmcv_hosts(versions.get('mmcv'), versions.get('mmdet'), versions.get('mmseg')),
         *check_torch_load(versions.get('torch'), allowlist_active),
-        *check_onednn(*(onednn or (None,))),
     ]
 
 
@@ -262,16 +230,6 @@ def mmengine_allowlist_active() -> bool:
     return True
 
 
-def onednn_probe() -> tuple[bool, str]:
-    """The oneDNN self-test's ``(ok, reason)`` (run once per process)."""
-    try:
-        from mmbackbones.deploy import onednn
-    except Exception as e:  # a broken mmcv/mmengine must not stop the report
-        return False, f'mmbackbones.deploy does not import ({type(e).__name__}: {e})'
-    result = onednn.probe()
-    return result.ok, result.reason
-
-
 def main() -> int:
     versions = collect_versions()
     cuda = ''
@@ -300,8 +258,7 @@ def main() -> int:
             + (cxx or 'not found: mmbackbones.deploy.compile_for_inference is unavailable')
             + ' (torch.compile CPU kernels)'
         )
-    probe = onednn_probe() if versions['torch'] is not None else None
-    findings = run_checks(versions, ops_ok, allow, probe)
+    findings = run_checks(versions, ops_ok, allow)
     print('checks')
     for f in findings:
         print('  ' + str(f).replace('\n', '\n  '))

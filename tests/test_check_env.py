@@ -12,16 +12,13 @@ from mmbackbones import check_env
 from mmbackbones.check_env import (
     check_mmcv_hosts,
     check_mmcv_ops,
-    check_onednn,
     check_torch_load,
     mmengine_allowlist_active,
     parse_version,
     run_checks,
 )
-from mmbackbones.deploy import onednn
 
 HEALTHY = dict(torch='2.14.1', mmcv='2.1.0', mmengine='0.10.7', mmdet='3.3.0', mmseg='1.2.2')
-MISSING = 'torch.ops.mkldnn._convolution_pointwise.default is missing in torch 9.9'
 
 
 def test_mmcv_2_2_breaks_mmdet_and_mmseg() -> None:
@@ -62,19 +59,8 @@ def test_run_checks_combines() -> None:
     versions = dict(torch='2.6.0', mmcv='2.2.0', mmdet='3.3.0', mmseg='1.2.2')
     found = run_checks(versions, ops_ok=True, allowlist_active=False)
     assert [f.ok for f in found] == [True, False, False, False]
-    found = run_checks(versions, ops_ok=True, allowlist_active=True, onednn=(False, MISSING))
-    assert [(f.ok, f.warn) for f in found][-2:] == [(True, False), (True, True)]
-
-
-def test_check_onednn() -> None:
-    (f,) = check_onednn(True, 'self-test passed')
-    assert str(f) == '[OK  ] oneDNN private ops: self-test passed'
-    (f,) = check_onednn(False, MISSING)
-    assert f.ok and f.warn  # a warning: fuse() still works, slower
-    line = str(f).splitlines()[0]
-    assert line.startswith('[WARN] oneDNN private ops failed their self-test')
-    assert line.endswith(f'fuse() uses portable forms (same outputs, slower): {MISSING}')
-    assert check_onednn(None) == []
+    found = run_checks(versions, ops_ok=True, allowlist_active=True)
+    assert [f.ok for f in found] == [True, False, False, True]
 
 
 def test_parse_version() -> None:
@@ -88,27 +74,18 @@ def test_allowlist_active_after_import() -> None:
 
 @pytest.fixture
 def fake_env(monkeypatch):
-    """``main()`` on a fixed, healthy version table (nothing probed but the oneDNN ops)."""
+    """``main()`` on a fixed, healthy version table (nothing probed)."""
     monkeypatch.setattr(check_env, 'collect_versions', lambda: dict(python='3.11.7', **HEALTHY))
     monkeypatch.setattr(check_env, 'mmcv_ops_available', lambda: True)
     monkeypatch.setattr(check_env, 'mmengine_allowlist_active', lambda: True)
     return monkeypatch
 
 
-@pytest.mark.parametrize('ok', [True, False])
-def test_main_reports_the_onednn_probe(fake_env, capsys, ok: bool) -> None:
-    result = onednn.ProbeResult(ok, 'self-test passed' if ok else MISSING)
-    fake_env.setattr(onednn, 'probe', lambda: result)
-    assert check_env.main() == 0  # a warning is not a failure
+def test_main_on_a_healthy_environment(fake_env, capsys) -> None:
+    assert check_env.main() == 0
     out = capsys.readouterr().out
-    if ok:
-        assert '  [OK  ] oneDNN private ops: self-test passed\n' in out
-        assert out.endswith('no known-bad combination found\n')
-    else:
-        assert '  [WARN] oneDNN private ops failed their self-test, fuse() uses portable ' in out
-        assert f'(same outputs, slower): {MISSING}\n' in out
-        assert out.endswith('no known-bad combination found, 1 warning(s)\n')
-    assert '[FAIL]' not in out
+    assert out.startswith('mmbackbones environment\n')
+    assert out.endswith('no known-bad combination found\n')
 
 
 def test_main_fails_on_a_known_bad_combination(fake_env, capsys) -> None:
@@ -143,7 +120,6 @@ def test_check_env_module(tmp_path) -> None:
         assert f'  {name} ' in out, out
     assert sys.version.split()[0] in out
     assert 'CUDA available' in out and 'mmcv._ext' in out
-    assert 'oneDNN private ops' in out
     assert '[FAIL]' not in out and 'no known-bad combination found' in out, out
     assert rc == 0, out
 

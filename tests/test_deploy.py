@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 
 import pytest
 import torch
@@ -12,14 +11,8 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbackbones.deploy import compile as compile_mod
-from mmbackbones.deploy import fold_bn, fuse, onednn, policy, randomize_bn
-from mmbackbones.deploy.modules import (
-    OneDNNConv2d,
-    PointwiseConv2d,
-    ResidualDeploy,
-    SpaceToBatchConv2d,
-    onednn_available,
-)
+from mmbackbones.deploy import fold_bn, fuse, randomize_bn
+from mmbackbones.deploy.modules import PointwiseConv2d, SpaceToBatchConv2d
 from mmbackbones.models import ImageClassifier
 from mmbackbones.models.backbones import (
     AnyNet,
@@ -95,12 +88,7 @@ def test_fold_bn_rejects_unfoldable() -> None:
 
 
 @pytest.mark.parametrize('name', sorted(FAMILIES))
-@pytest.mark.parametrize('pointwise', ['gemm', 'onednn'])
-def test_fused_equals_unfused(name: str, pointwise: str, monkeypatch) -> None:
-    """At 64x64 every pointwise conv is small enough to run as a GEMM; ``onednn`` sends
-    them through the prepacked oneDNN path as well."""
-    if pointwise == 'onednn':
-        monkeypatch.setattr(policy, 'POINTWISE_MIN_MACS', 0)
+def test_fused_equals_unfused(name: str) -> None:
     torch.manual_seed(0)
     model = randomize_bn(FAMILIES[name]()).eval()
     original = copy.deepcopy(model.state_dict())
@@ -247,11 +235,10 @@ def test_space_to_batch_conv_applies_past_the_fast_span() -> None:
         SpaceToBatchConv2d.from_conv(dw(3, 2))
 
 
-@pytest.mark.skipif(not onednn_available(), reason=onednn.probe().reason)
 def test_fuse_swaps_convs_by_layout() -> None:
-    """Channels-last by default; the OS-8 MobileNetV3's dilation-4 5x5 depthwise convs run
-    on sub-grids, its other conv layers as prepacked oneDNN calls (the SE's 1x1 convs as
-    GEMMs); without prepacking, and in NCHW, the 1x1 convs are GEMMs."""
+    """Channels-last by default: the OS-8 MobileNetV3's dilation-4 5x5 depthwise convs run
+    on sub-grids, its 1x1 convs as GEMMs, the rest as plain convs; in NCHW, the 1x1 convs
+    are GEMMs too and the dilated ones plain."""
     torch.manual_seed(0)
     model = randomize_bn(MobileNetV3('large', output_stride=8, out_indices=(5,))).eval()
 
@@ -259,14 +246,12 @@ def test_fuse_swaps_convs_by_layout() -> None:
         return {type(c) for c in m.modules() if isinstance(c, nn.Conv2d)}
 
     nhwc, nchw = fuse(model), fuse(model, channels_last=False)
-    plain = fuse(model, prepack=False)
-    assert kinds(nhwc) == {OneDNNConv2d, PointwiseConv2d, SpaceToBatchConv2d}
-    assert kinds(plain) == {nn.Conv2d, PointwiseConv2d, SpaceToBatchConv2d}
+    assert kinds(nhwc) == {nn.Conv2d, PointwiseConv2d, SpaceToBatchConv2d}
     assert kinds(nchw) == {nn.Conv2d, PointwiseConv2d}
     x = torch.randn(1, 3, 70, 90)  # 9x12 at output stride 8: not divisible by 4
     with torch.no_grad():
         ref = model(x)
-        for fused in (nhwc, nchw, plain):
+        for fused in (nhwc, nchw):
             assert _max_diff(fused(x), ref) <= 1e-5
     assert nhwc(x)[0].is_contiguous(memory_format=torch.channels_last)
 
@@ -317,44 +302,6 @@ def test_cpp_compiler_portable_fallback(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv('CXX')
     assert compile_mod.compiler_names() == compile_mod.PORTABLE_CXX
     assert os.path.basename(compile_mod.cpp_compiler()) == 'g++'
-
-
-def test_fuse_falls_back_when_the_onednn_probe_fails(monkeypatch) -> None:
-    """A torch whose private oneDNN ops are gone: portable forms, the same outputs, one
-    warning with the reason."""
-    reason = 'torch.ops.mkldnn._convolution_pointwise.default is missing in torch 9.9'
-    monkeypatch.setattr(onednn, 'probe', lambda: onednn.ProbeResult(False, reason))
-    assert not onednn_available()
-    torch.manual_seed(0)
-    model = randomize_bn(ResNeXt(TINY_RESNEXT)).eval()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        fused = fuse(model)
-    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-    assert len(messages) == 1, messages
-    assert 'private oneDNN ops failed their self-test' in messages[0] and reason in messages[0]
-    assert not any(isinstance(m, (OneDNNConv2d, ResidualDeploy)) for m in fused.modules())
-    assert any(isinstance(m, PointwiseConv2d) for m in fused.modules())
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x)
-        assert min(float(t.abs().max()) for t in ref) > 0.1
-        assert _max_diff(fused(x), ref) <= 1e-5
-    assert fused.state_dict().keys() == fuse(model, prepack=False).state_dict().keys()
-    with pytest.raises(RuntimeError, match=f'failed their self-test: {reason}'):
-        OneDNNConv2d.from_conv(nn.Conv2d(8, 8, 3, padding=1))
-
-
-def test_fuse_without_prepacking_does_not_probe(monkeypatch) -> None:
-    def fail() -> onednn.ProbeResult:
-        raise AssertionError('fuse(prepack=False) ran the oneDNN probe')
-
-    monkeypatch.setattr(onednn, 'probe', fail)
-    model = randomize_bn(MobileNetV3('small')).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter('error', RuntimeWarning)
-        fuse(model, prepack=False)
-        fuse(model, channels_last=False)
 
 
 def test_deploy_forms_are_built_around_the_same_parameters() -> None:

@@ -75,24 +75,21 @@ def test_register_fuser_extends_fuse(monkeypatch) -> None:
 
 
 def test_conv_kernel_policy() -> None:
-    def kernel(conv: nn.Module, cl=True, prepack=True, ok=True) -> str:
-        return policy.conv_kernel(conv, channels_last=cl, prepack=prepack, onednn_ok=ok)
+    def kernel(conv: nn.Module, cl=True) -> str:
+        return policy.conv_kernel(conv, channels_last=cl)
 
     pw, dense = nn.Conv2d(16, 32, 1), nn.Conv2d(16, 32, 3, padding=1)
     long_dw = nn.Conv2d(8, 8, 5, padding=8, dilation=4, groups=8)
     short_dw = nn.Conv2d(8, 8, 5, padding=4, dilation=2, groups=8)
-    assert kernel(pw) == 'onednn' and kernel(dense) == 'onednn' and kernel(short_dw) == 'onednn'
-    # sub-grids beat oneDNN past its fast span, prepacked or not; only channels-last
-    assert kernel(long_dw) == kernel(long_dw, prepack=False) == 'space_to_batch'
-    assert kernel(long_dw, cl=False) == 'plain'
-    # no prepacking (asked not to, NCHW, or the probe failed): GEMMs for pointwise convs
-    for args in [dict(prepack=False), dict(cl=False), dict(ok=False)]:
-        assert kernel(pw, **args) == 'pointwise' and kernel(dense, **args) == 'plain'
-    assert kernel(nn.Conv2d(16, 32, 3, padding='same')) == 'plain'
-    assert kernel(nn.Conv2d(16, 32, 1, stride=2), prepack=False) == 'plain'
+    # GEMMs for pointwise convs, in either layout
+    assert kernel(pw) == kernel(pw, cl=False) == 'pointwise'
+    # sub-grids past oneDNN's fast NHWC span; only channels-last
+    assert kernel(long_dw) == 'space_to_batch' and kernel(long_dw, cl=False) == 'plain'
+    assert kernel(short_dw) == kernel(dense) == 'plain'
+    assert kernel(nn.Conv2d(16, 32, 1, stride=2)) == 'plain'
     # not a plain Conv2d: left as it is
     assert kernel(nn.ReLU()) == 'plain' and kernel(nn.Conv1d(4, 4, 1)) == 'plain'
     hooked = nn.Conv2d(16, 32, 1)
     hooked.register_forward_pre_hook(lambda m, i: None)
     assert kernel(hooked) == 'plain'
-    assert set(policy.KERNELS) == {'onednn', 'pointwise', 'space_to_batch', 'plain'}
+    assert set(policy.KERNELS) == {'pointwise', 'space_to_batch', 'plain'}

@@ -40,18 +40,15 @@ def _reduce(out: Any) -> torch.Tensor:
     return sum(_reduce(o) for o in out)
 
 
-def deploy_fuse(model: nn.Module, prepack: bool = True) -> nn.Module:
-    """Our deploy-time folding, ``mmbackbones.deploy.fuse``; a clear error if missing.
-
-    ``prepack=False`` for a model about to be compiled: inductor prepacks in its graph.
-    """
+def deploy_fuse(model: nn.Module) -> nn.Module:
+    """Our deploy-time folding, ``mmbackbones.deploy.fuse``; a clear error if missing."""
     try:
         from mmbackbones.deploy import fuse
     except ImportError as e:
         raise BenchmarkError(
             f'--mode deploy needs mmbackbones.deploy.fuse, which is not available ({e})'
         ) from e
-    return fuse(model.eval(), prepack=prepack)
+    return fuse(model.eval())
 
 
 def compile_model(model: nn.Module, fused: bool, kind: str = 'tensor') -> nn.Module:
@@ -426,7 +423,7 @@ def run_session(
             model = model.to(device)
             compile_it = compiled == 'all' or (compiled == 'ours' and c.ours)
             if mode == 'deploy' and c.ours:
-                model = deploy_fuse(model, prepack=not compile_it)
+                model = deploy_fuse(model)
                 note = 'fused'
             if compile_it:
                 model = compile_model(model, fused=bool(note), kind=c.kind)

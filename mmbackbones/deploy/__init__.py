@@ -1,8 +1,8 @@
 """Deploy tools: BatchNorm fusion (:func:`fuse`, extended per block type with
 :func:`register_fuser`), its compiled form (:func:`compile_for_inference`) and building
 models to export; whole-model ONNX export (:func:`export_model`, :mod:`.export`) and the
-runtimes as backends (:class:`Runtime`, :mod:`.runtime`). PyTorch's private oneDNN ops
-are wrapped and self-tested in :mod:`mmbackbones.deploy.onednn`."""
+runtimes as backends (:class:`Runtime`, :mod:`.runtime`); one engine per runtime and
+precision (:mod:`.engines`) and INT8 post-training quantization (:mod:`.quantize`)."""
 
 from .build import BackboneNeck, build_backbone, build_backbone_or_config
 from .calibrate import randomize_bn

@@ -121,8 +121,7 @@ def compile_for_inference(
         raise TypeError(f'compile_for_inference: expected an nn.Module, got {type(model)}')
     _check_compiler()
     if fuse_first:
-        # inductor prepacks the weights and fuses the epilogues itself, into its own graph
-        model = fuse(model, prepack=False)
+        model = fuse(model)
     else:
         model.eval()  # not `model = model.eval()`: mmdet's backbones' train() returns None
     return torch.compile(

@@ -4,10 +4,9 @@
 every :class:`ConvNormAct`, the ReXNet SE's ``fc1 -> BN``, the AnyNet projection
 shortcuts), makes the activations that follow a fresh convolution output run in place,
 and by default stores the convolution weights channels-last, which makes PyTorch's CPU
-convolutions (oneDNN) run without layout reorders. Our conv layers then run as oneDNN
-calls on prepacked weights with the activation (and the ResNeXt/RegNet residual
-addition) fused in; small pointwise convolutions run as matrix products over channels.
-The result is an ordinary ``nn.Module`` with the same forward, the same taps and
+convolutions (oneDNN) run without layout reorders; pointwise convolutions run as matrix
+products over channels, long-span dilated ones on sub-grids. Public PyTorch operations
+only. The result is an ordinary ``nn.Module`` with the same forward, the same taps and
 ``out_channels``, exportable to ONNX. Modules that are not ours (an mmdet neck, a
 classifier) get their ``conv -> BN`` pairs folded where the data flow is certain:
 adjacent children of an ``nn.Sequential`` and mmcv's ``ConvModule``.
@@ -15,12 +14,15 @@ adjacent children of an ``nn.Sequential`` and mmcv's ``ConvModule``.
 What happens to a module is looked up by its type (:data:`FUSERS`, filled by
 :func:`register_fuser`); which kernel a convolution runs is
 :func:`mmbackbones.deploy.policy.conv_kernel`'s decision.
+
+On a CPU the fastest way to run a model is to export it to ONNX Runtime or OpenVINO
+(docs/speed.md); ``fuse`` is the form for PyTorch itself (evaluation in PyTorch, and a
+smaller graph to export).
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -29,16 +31,8 @@ from mmcv.cnn import ConvModule
 
 from mmbackbones.models.layers import ConvNormAct, InvertedResidual, ResidualBlock, SqueezeExcite
 
-from . import onednn
 from .fold import can_fold, fold_bn
-from .modules import (
-    OneDNNConv2d,
-    PointwiseConv2d,
-    ResidualDeploy,
-    SpaceToBatchConv2d,
-    SqueezeExciteDeploy,
-)
-from .onednn import onednn_post_op
+from .modules import PointwiseConv2d, SpaceToBatchConv2d, SqueezeExciteDeploy
 from .policy import conv_kernel
 
 #: Activation modules whose ``inplace`` flag we switch on after a convolution.
@@ -177,58 +171,23 @@ def _fuse_conv_module(m: ConvModule, own_inputs: bool) -> ConvModule:
     return m
 
 
-def _swap_convs(model: nn.Module, channels_last: bool, prepack: bool, onednn_ok: bool) -> None:
-    """Swap plain ``Conv2d`` layers for the deploy form :func:`conv_kernel` picks, in place.
-
-    Our conv layers (a ``ConvNormAct`` with its BatchNorm folded) may become
-    :class:`OneDNNConv2d` with their activation fused when that is a oneDNN post-op (it
-    stays after the conv otherwise); other 1x1 stride-1 convs become
-    :class:`PointwiseConv2d` (GEMMs) and, in channels-last models, dilated grouped convs
-    past oneDNN's fast span :class:`SpaceToBatchConv2d`.
-    """
-    for parent in list(model.modules()):
-        ours = prepack and isinstance(parent, ConvNormAct) and 'bn' not in parent._modules
-        for name, child in list(parent.named_children()):
-            kind = conv_kernel(
-                child,
-                channels_last=channels_last,
-                prepack=ours and name == 'conv',
-                onednn_ok=onednn_ok,
-            )
-            if kind == 'onednn':
-                act = parent._modules.get('act')
-                if onednn_post_op(act) is None:  # not a post-op: it stays after the conv
-                    parent.conv = OneDNNConv2d.from_conv(child)
-                else:
-                    parent.conv = OneDNNConv2d.from_conv(child, act)
-                    if act is not None:
-                        del parent.act
-            elif kind == 'pointwise':
-                parent._modules[name] = PointwiseConv2d.from_conv(child)
-            elif kind == 'space_to_batch':
-                parent._modules[name] = SpaceToBatchConv2d.from_conv(child)
-
-
-def _residual_deploy(model: nn.Module) -> nn.Module:
-    """The AnyNet residual blocks whose last conv was prepacked as :class:`ResidualDeploy`,
-    in place; returns ``model`` (or its replacement if it is such a block itself)."""
-
-    def convert(m: nn.Module) -> nn.Module:
-        if isinstance(m, ResidualBlock) and ResidualDeploy.accepts(m.f):
-            return ResidualDeploy(m.proj, m.f, m.act)
-        return m
-
+def _swap_convs(model: nn.Module, channels_last: bool) -> None:
+    """Swap plain ``Conv2d`` layers for the deploy form :func:`conv_kernel` picks, in place:
+    1x1 stride-1 convs become :class:`PointwiseConv2d` (GEMMs) and, in channels-last
+    models, dilated grouped convs past oneDNN's fast span :class:`SpaceToBatchConv2d`."""
+    forms = {'pointwise': PointwiseConv2d, 'space_to_batch': SpaceToBatchConv2d}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            parent._modules[name] = convert(child)
-    return convert(model)
+            form = forms.get(conv_kernel(child, channels_last=channels_last))
+            if form is not None:
+                parent._modules[name] = form.from_conv(child)
 
 
 def _ordinary_tensors(model: nn.Module) -> nn.Module:
     """``model`` with each inference tensor among its parameters and buffers (it was built
     or loaded under ``torch.inference_mode``) replaced by an ordinary copy, ties kept; call
-    outside inference mode. Inference tensors have no version counter, and changing their
-    memory format (``.to(memory_format=...)``) leaves a broken parameter behind."""
+    outside inference mode. Changing an inference tensor's memory format
+    (``.to(memory_format=...)``) leaves a broken parameter behind."""
     copies: dict[int, torch.Tensor] = {}
     for m in model.modules():
         for table in (m._parameters, m._buffers):
@@ -244,22 +203,7 @@ def _ordinary_tensors(model: nn.Module) -> nn.Module:
     return model
 
 
-def _onednn_ok() -> bool:
-    """The probe's answer; a warning, with its reason, when the private ops failed."""
-    result = onednn.probe()
-    if not result.ok:
-        warnings.warn(
-            "fuse: PyTorch's private oneDNN ops failed their self-test "
-            f'({result.reason}); using the portable forms instead (same outputs, slower)',
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return result.ok
-
-
-def fuse(
-    model: nn.Module, inplace: bool = False, channels_last: bool = True, prepack: bool = True
-) -> nn.Module:
+def fuse(model: nn.Module, inplace: bool = False, channels_last: bool = True) -> nn.Module:
     """The inference-time (deploy) form of ``model``, in eval mode.
 
     Works on any of our backbones and on any model containing them (``ImageClassifier``,
@@ -284,17 +228,6 @@ def fuse(
             the 1x1 stride-1 convolutions run as one matrix product over channels
             (:class:`~mmbackbones.deploy.modules.PointwiseConv2d`), which beat oneDNN's
             1x1 convolution on our CPU. Default: True.
-        prepack (bool): With ``channels_last``, run our conv layers as oneDNN calls on
-            weights reordered once, with the activation, and in the residual blocks of
-            ResNeXt/RegNet the shortcut addition, fused into the convolution
-            (:class:`~mmbackbones.deploy.modules.OneDNNConv2d`,
-            :class:`~mmbackbones.deploy.modules.ResidualDeploy`); small pointwise
-            convs stay GEMMs. It needs a PyTorch build with oneDNN (x86 and ARM CPU
-            wheels) whose private ops pass a self-test
-            (:func:`mmbackbones.deploy.onednn.probe`, once per process); otherwise the
-            portable forms are used (same outputs, slower) and a ``RuntimeWarning``
-            says why. Other inputs (CUDA, float16, autograd, ONNX export, tracing) take
-            the plain path. Default: True.
 
     Returns:
         nn.Module: The fused model (``model`` itself when ``inplace``), in eval mode.
@@ -313,8 +246,8 @@ def fuse(
     if not isinstance(model, nn.Module):
         raise TypeError(f'fuse: expected an nn.Module, got {type(model).__name__}')
     # Called inside torch.inference_mode, the folded weights would be inference tensors:
-    # they could not be used in place outside it, nor have a version counter. Build
-    # ordinary tensors whatever the caller's mode (the copy of an inference tensor too).
+    # they could not be used in place outside it, and changing their memory format
+    # breaks them. Build ordinary tensors whatever the caller's mode (copies too).
     with torch.inference_mode(False), torch.no_grad():
         model = copy.deepcopy(model) if not inplace else _ordinary_tensors(model)
         model.eval()
@@ -323,6 +256,5 @@ def fuse(
             p.requires_grad_(False)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        prepack = prepack and channels_last
-        _swap_convs(model, channels_last, prepack, onednn_ok=prepack and _onednn_ok())
-        return _residual_deploy(model)
+        _swap_convs(model, channels_last)
+        return model

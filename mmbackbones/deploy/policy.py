@@ -3,16 +3,12 @@
 :func:`conv_kernel` decides, once per convolution when :func:`~mmbackbones.deploy.fuse`
 swaps the layers, between
 
-* ``'onednn'``: a oneDNN call on prepacked weights with the activation (and a residual
-  addition) fused in (:class:`~mmbackbones.deploy.modules.OneDNNConv2d`);
 * ``'pointwise'``: a 1x1 stride-1 convolution as one matrix product over channels
   (:class:`~mmbackbones.deploy.modules.PointwiseConv2d`);
 * ``'space_to_batch'``: a long-span dilated grouped convolution on ``d x d`` sub-grids
   (:class:`~mmbackbones.deploy.modules.SpaceToBatchConv2d`);
 * ``'plain'``: ``nn.Conv2d`` as it is.
 
-The one decision that depends on the input, whether a prepacked pointwise convolution is
-small enough to run as a GEMM instead, is made per call against :data:`POINTWISE_MIN_MACS`.
 The predicates below look at a convolution's geometry only; the forms' ``applies_to``
 use them too, so the policy and the forms cannot disagree.
 """
@@ -22,22 +18,12 @@ from __future__ import annotations
 import torch.nn as nn
 
 #: the kernels :func:`conv_kernel` chooses between
-KERNELS = ('onednn', 'pointwise', 'space_to_batch', 'plain')
+KERNELS = ('pointwise', 'space_to_batch', 'plain')
 
 #: oneDNN's fast NHWC depthwise path covers dilated kernels spanning up to this many
 #: pixels (``(k - 1) * d + 1``); measured with torch 2.14's oneDNN on x86 (docs/speed.md):
 #: a 5x5 kernel at dilation 4 took 7-13 ms at 28x28 against 0.6-1.0 ms on sub-grids
 FAST_SPAN = 9
-
-#: a prepacked 1x1 stride-1 conv with fewer multiply-adds per call (``n * h * w * c_in *
-#: c_out``) runs as a GEMM (:class:`~mmbackbones.deploy.modules.PointwiseConv2d`'s path)
-#: instead: oneDNN's ~40 us call overhead then outweighs prepacking. Measured in whole
-#: models on our CPU (docs/speed.md): packing every pointwise conv made MobileNetV3-S 20%
-#: slower; this bound keeps the mobile nets within 2% and the ResNeXt/RegNet gains
-#: (ResNeXt's smallest pointwise convs do ~25M multiply-adds at 224x224). Decided per
-#: input shape at call time by :meth:`OneDNNConv2d.forward
-#: <mmbackbones.deploy.modules.OneDNNConv2d.forward>`.
-POINTWISE_MIN_MACS = 20_000_000
 
 
 def is_plain_conv(conv: nn.Module) -> bool:
@@ -98,49 +84,25 @@ def needs_space_to_batch(conv: nn.Conv2d) -> bool:
     )
 
 
-def onednn_eligible(conv: nn.Conv2d) -> bool:
-    """Zero padding given as numbers (not ``'same'``): what the prepacked oneDNN call takes.
-
-    Example:
-        >>> onednn_eligible(nn.Conv2d(4, 4, 3, padding=1))
-        True
-        >>> onednn_eligible(nn.Conv2d(4, 4, 3, padding='same'))
-        False
-    """
-    return conv.padding_mode == 'zeros' and not isinstance(conv.padding, str)
-
-
-def conv_kernel(conv: nn.Module, *, channels_last: bool, prepack: bool, onednn_ok: bool) -> str:
+def conv_kernel(conv: nn.Module, *, channels_last: bool) -> str:
     """The kernel ``conv`` runs in the fused model, one of :data:`KERNELS`.
 
     Args:
         conv (nn.Module): A child module; anything but a plain ``nn.Conv2d``
             (:func:`is_plain_conv`) gets ``'plain'`` (it is left as it is).
         channels_last (bool): The model runs channels-last (``fuse``'s default).
-        prepack (bool): The caller wants this conv prepacked (our conv layers, BN folded).
-        onednn_ok (bool): PyTorch's private oneDNN ops passed their self-test
-            (:func:`mmbackbones.deploy.onednn.probe`).
 
     Example:
-        >>> pw = nn.Conv2d(16, 32, 1)
-        >>> conv_kernel(pw, channels_last=True, prepack=True, onednn_ok=True)
-        'onednn'
-        >>> conv_kernel(pw, channels_last=True, prepack=True, onednn_ok=False)
+        >>> conv_kernel(nn.Conv2d(16, 32, 1), channels_last=True)
         'pointwise'
         >>> dw = nn.Conv2d(8, 8, 5, padding=8, dilation=4, groups=8)
-        >>> conv_kernel(dw, channels_last=True, prepack=True, onednn_ok=True)
-        'space_to_batch'
-        >>> conv_kernel(dw, channels_last=False, prepack=False, onednn_ok=True)
-        'plain'
+        >>> conv_kernel(dw, channels_last=True), conv_kernel(dw, channels_last=False)
+        ('space_to_batch', 'plain')
     """
     if not is_plain_conv(conv):
         return 'plain'
-    long_span = needs_space_to_batch(conv)
-    # sub-grids beat oneDNN on long spans, prepacked or not
-    if prepack and channels_last and onednn_ok and onednn_eligible(conv) and not long_span:
-        return 'onednn'
     if is_pointwise(conv):
         return 'pointwise'
-    if channels_last and long_span:
+    if channels_last and needs_space_to_batch(conv):
         return 'space_to_batch'
     return 'plain'
