@@ -70,6 +70,7 @@ def _subprocess_cases(tmp: str) -> dict[str, tuple[list[str], list[str]]]:
     that it is caught before any real work."""
     empty = write(osp.join(tmp, 'empty.jsonl'), '')
     syntax = write(osp.join(tmp, 'broken_cfg.py'), "_base_ = ['x.py']\nmodel = dict(\n")
+    ssdlite = osp.join(CONFIGS, 'rexnet_ssdlite.py')
     return {
         'benchmark': (['--backbone', 'ReXNet', '--batch', '0', '--fast'], ['--batch']),
         'channel_search': (['--out', tmp, '--quick', '--iters', '0'], ['--iters', '>= 1']),
@@ -83,20 +84,10 @@ def _subprocess_cases(tmp: str) -> dict[str, tuple[list[str], list[str]]]:
         'export_onnx': (
             ['--backbone', 'ReXNet', '--shape', '32', '32', '-o', 'x.onnx', '--atol', '-1'],
             ['--atol', '>= 0'],
-        ),  # fmt: skip
+        ),
         'get_flops': (['--backbone', 'ReXNet', '--shape', '0', '0'], ['--shape', '>= 1']),
         'netadapt': (['--target-ratio', '0.8', '--out', tmp, '--arch', '{"bad'], ['--arch']),
-        'quantize': (
-            [
-                osp.join(CONFIGS, 'rexnet_ssdlite.py'),
-                'm.onnx',
-                '-o',
-                'q.onnx',
-                '--calibration',
-                '0',
-            ],
-            ['--calibration', '>= 1'],
-        ),  # fmt: skip
+        'quantize': ([ssdlite, 'm.onnx', '-o', 'q.onnx', '--calibration', '0'], ['--calibration']),
         'rank_study': (['--out', tmp, '--threads', '0'], ['--threads', '>= 1']),
         'test': ([syntax, 'x.pth'], ['broken_cfg.py:2:', 'never closed']),
         'train': ([syntax, '--cfg-options', 'oops'], ['--cfg-options', 'KEY=VALUE', "'oops'"]),
@@ -200,6 +191,7 @@ def test_jsonl_files_missing_or_colliding(tmp_path, capsys) -> None:
              'nope.jsonl', 'does not exist')  # fmt: skip
     run_main('design_space', ['analyze', tmp_path, '-o', out], capsys, 'is a directory')
     run_main('design_space', ['analyze', a, b, '-o', out], capsys, "population 'pop'")
+    run_main('design_space', ['train', a, '-o', a], capsys, '--output', 'samples file')
     # the samples to train need what training reads
     run_main('design_space', ['train', a, '-o', out / 't.jsonl'], capsys,
              'pop.jsonl:1:', "'arch'")  # fmt: skip
@@ -263,8 +255,15 @@ def _user_config(tmp_path, name: str, body: str, base: str = 'rexnet_ssdlite.py'
          ['ReXNet', "'widht'", 'widen_factor', 'out_indices']),
         ('model = dict(backbone=dict(arch=1.7))\n',
          ['ReXNet', 'arch 1.7 (float)', "'1.3'", "'lite-1.0'"]),
+        ("model = dict(backbone=dict(arch=dict(_delete_=True, width_mult='x')))\n",
+         ['ReXNet', "arch['width_mult'] must be a number", "'x'"]),
+        ('model = dict(backbone=dict(arch=dict(width_mult=1.3)))\n',
+         ['user_cfg.py', 'cannot inherit', '_delete_=True']),
+        ("model = dict(backbone=dict(norm_cfg=dict(type='BatchNorm')))\n",
+         ["unknown layer type 'BatchNorm'"]),
     ],
-    ids=['syntax', 'name-error', 'unknown-type', 'unknown-key', 'unknown-arch'],
+    ids=['syntax', 'name-error', 'unknown-type', 'unknown-key', 'unknown-arch', 'arch-value',
+         'inherit', 'norm-type'],
 )  # fmt: skip
 def test_config_mistakes(tmp_path, capsys, body: str, named: list[str]) -> None:
     path = _user_config(tmp_path, 'user_cfg.py', body)

@@ -52,6 +52,8 @@ def cmd_train(a: argparse.Namespace) -> None:
         import torch
 
         cfg['device'] = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if Path(a.output).resolve() == Path(a.samples).resolve():
+        raise ArgumentError(f'-o/--output {a.output!r} is the samples file; name a new file')
     samples = read_jsonl(a.samples, fields=['id', 'arch'])  # what training needs
     res = run_sweep(samples, a.output, cfg, a.workers, a.launcher, progress=not a.no_progress)
     print(f'{len(res)} trained models in {a.output} ({cfg["iters"]} iterations each)')

@@ -205,7 +205,7 @@ def run_sweep(
 
     cfg = {**DEFAULT_CFG, **(cfg or {})}
     out = Path(out)
-    done = read_jsonl(out, fields=['id'], missing_ok=True)
+    done = read_jsonl(out, fields=['id'], numbers=['error'], missing_ok=True)  # results
     have = {r['id'] for r in done}
     todo = [r for r in records if r['id'] not in have]
     log(

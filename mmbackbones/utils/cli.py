@@ -15,7 +15,8 @@ else: no ``try``/``except`` per tool. :func:`user_message` decides what is a use
 * a config file that does not parse or fails while it is executed (``file:line: ...``;
   mmengine's own message names neither the line nor, for an exception, the file);
 * an unknown ``type`` in a config, or a key its class does not take (mmengine's registry
-  raises ``KeyError`` / ``TypeError``).
+  and mmcv's layer builders raise ``KeyError`` / ``TypeError``), and what mmengine's config
+  module raises on purpose (a dict that cannot inherit from its base, ...).
 
 This module imports only the standard library, so that a tool starts its parser quickly.
 """
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
+import linecache
 import os
 import os.path as osp
 import subprocess
@@ -60,6 +63,7 @@ _INSTALLED = tuple(
 )
 _REGISTRY = osp.join('mmengine', 'registry') + os.sep
 _CONFIG = osp.join('mmengine', 'config') + os.sep
+_MMCV_BRICKS = osp.join('mmcv', 'cnn', 'bricks') + os.sep
 F = TypeVar('F', bound=Callable[..., Any])
 
 
@@ -280,17 +284,20 @@ def _users(path: str) -> bool:
     return osp.isfile(path) and not _ours(path) and not path.startswith(_INSTALLED)
 
 
-def _raised_on_purpose(e: BaseException) -> bool:
-    """The innermost frame is a ``raise`` statement in our code."""
+def _raised_on_purpose(e: BaseException, where: Callable[[str], bool] = _ours) -> bool:
+    """The innermost frame is a ``raise`` statement in a file that ``where`` accepts
+    (default: our code)."""
     frames = _frames(e.__traceback__)
     if not frames:
         return False
     path, line, _ = frames[-1]
-    if not _ours(path):
+    if not where(path):
         return False
-    import linecache
-
     return linecache.getline(path, line).lstrip().startswith('raise')
+
+
+def _in(folder: str) -> Callable[[str], bool]:
+    return lambda path: folder in path
 
 
 def _config_file(tb: TracebackType | None) -> str | None:
@@ -346,9 +353,18 @@ def user_message(e: BaseException) -> str | None:
             return f'{os.fsdecode(e.filename)}{other}: {e.strerror or type(e).__name__}'
     if isinstance(e, ValueError) and _raised_on_purpose(e):
         return _one_line(str(e))
-    if isinstance(e, KeyError) and frames and _REGISTRY in frames[-1][0]:
+    if isinstance(e, KeyError) and _raised_on_purpose(e, _in(_REGISTRY)):
         text = str(e.args[0]) if e.args else str(e)  # an unknown `type`
         return f'config: {_one_line(text.split(" Please check")[0])}'
+    if isinstance(e, KeyError) and _raised_on_purpose(e, _in(_MMCV_BRICKS)):
+        # mmcv's build_norm_layer & co. (its message names None, not the type)
+        kind = e.__traceback__ and _innermost_locals(e.__traceback__).get('layer_type')
+        return f'config: unknown layer type {kind!r} ({_one_line(str(e.args[0]))})'
+    if isinstance(e, (TypeError, KeyError, ValueError)) and _raised_on_purpose(e, _in(_CONFIG)):
+        # mmengine refusing a config (e.g. a dict inheriting from a str without _delete_)
+        path = _config_file(e.__traceback__)
+        text = _one_line(str(e.args[0]) if e.args else str(e))
+        return f'{path}: {text}' if path else f'config: {text}'
     if isinstance(e, TypeError) and 'unexpected keyword argument' in str(e):
         built = _registry_class(e.__traceback__)  # a config key the class does not take
         if built is not None:
@@ -357,6 +373,12 @@ def user_message(e: BaseException) -> str | None:
                 f'{_init_params(built)}'
             )
     return None
+
+
+def _innermost_locals(tb: TracebackType) -> dict[str, Any]:
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_locals
 
 
 def _registry_class(tb: TracebackType | None) -> type | None:
@@ -376,8 +398,6 @@ def _registry_class(tb: TracebackType | None) -> type | None:
 
 def _init_params(cls: type) -> list[str]:
     """The keyword arguments ``cls(...)`` takes, following ``**kwargs`` up the bases."""
-    import inspect
-
     names: list[str] = []
     for klass in cls.__mro__:
         if '__init__' not in vars(klass) or klass is object:

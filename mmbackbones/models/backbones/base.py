@@ -34,6 +34,7 @@ network analytically; AnyNet, RegNet and ResNeXt publish per-stage configs inste
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -52,6 +53,21 @@ from ..layers import ConvNormAct, InvertedResidual, check_padding
 
 FEATURE_LOCATIONS = ('bottleneck', 'expansion')
 OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _kind(value: Any) -> str | None:
+    """What an arch value is, to compare a custom dict with the defaults (``None``: no
+    default type to hold it to). Numbers and lists are one kind: several families take a
+    number or one per stage (``se_ratio``)."""
+    if isinstance(value, bool):
+        return 'true or false'
+    if isinstance(value, (numbers.Real, list, tuple)):  # numpy scalars too
+        return 'a number or a list'
+    if isinstance(value, str):
+        return 'a string'
+    if isinstance(value, dict):
+        return 'a dict'
+    return None
 
 
 @dataclass
@@ -338,6 +354,13 @@ class BaseBackbone(BaseModule):
                 f'{cls.__name__}: unknown arch keys {unknown}; valid keys are '
                 f'{sorted(default_keys)}'
             )
+        for key, value in arch.items():
+            kind = _kind(default_keys[key])
+            if kind is not None and value is not None and _kind(value) != kind:
+                raise ValueError(
+                    f'{cls.__name__}: arch[{key!r}] must be {kind} (default '
+                    f'{default_keys[key]!r}), got {value!r}'
+                )
         return {**default_keys, **arch}
 
     @classmethod
