@@ -1,6 +1,8 @@
-"""Config helpers shared by the tools: the checks of ``tools/train.py`` and
-``tools/test.py`` (:mod:`.checks`), config preparation (:mod:`.config`), CPU distributed
-training (:mod:`.dist`) and the one nested-config walker (:mod:`.nested`).
+"""Helpers shared by the tools: the one entry point that turns a user's mistake into one
+line and exit status 2 (:mod:`.cli`, with the error types in :mod:`.errors`), the checks of
+``tools/train.py`` and ``tools/test.py`` (:mod:`.checks`), config preparation
+(:mod:`.config`), CPU distributed training (:mod:`.dist`) and the one nested-config walker
+(:mod:`.nested`).
 
 The checks are imported on first use, so that :mod:`.nested` can serve
 ``mmbackbones.datasets`` (which the checks import) without an import cycle.
