@@ -56,7 +56,12 @@ class _OnnxRuntime:
 
 
 class _OpenVINO:
-    """An OpenVINO model compiled for the CPU, float32 unless ``options`` says otherwise."""
+    """An OpenVINO model compiled for the CPU, float32 unless ``options`` says otherwise.
+
+    Its ONNX reader makes ``TopK`` unstable, while ONNX orders equal values by index (as
+    ONNX Runtime does, and the exported graphs rely on it to visit tied scores in one
+    order): every TopK is set ``stable`` here.
+    """
 
     def __init__(self, path: str, threads: int | None, options: dict | None) -> None:
         import openvino as ov
@@ -66,7 +71,11 @@ class _OpenVINO:
             config['INFERENCE_NUM_THREADS'] = threads
         config.update(options or {})
         core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(path), 'CPU', config)
+        model = core.read_model(path)
+        for op in model.get_ops():  # equal scores in index order, as ONNX specifies TopK
+            if op.get_type_name() == 'TopK' and 'stable' in op.get_attributes():
+                op.set_attribute('stable', True)
+        self.compiled = core.compile_model(model, 'CPU', config)
         self.request = self.compiled.create_infer_request()
         self.inputs = [n for i in self.compiled.inputs for n in i.get_names()]
 

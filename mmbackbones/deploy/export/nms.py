@@ -89,9 +89,23 @@ def box_size_mask(boxes: Tensor, min_size: float) -> Tensor:
     return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
 
 
+def sort_desc(scores: Tensor) -> tuple[Tensor, Tensor]:
+    """A 1-d ``scores`` by decreasing value, equal scores in index order: a stable sort in
+    PyTorch, ONNX ``TopK`` when exporting (whose spec orders ties by index; ONNX Runtime
+    does). mmdet / mmcv sort with PyTorch's unstable sort, whose order among exactly equal
+    scores is arbitrary: no other implementation can follow it there."""
+    if torch.onnx.is_in_onnx_export():
+        return scores.sort(descending=True)  # TopK; the exporter has no stable sort
+    return scores.sort(descending=True, stable=True)
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """mmcv's ``batched_nms`` (class-aware, ``class_agnostic=False``): NMS within each
     value of ``idxs``, by offsetting each group's boxes by ``idx * (max coordinate + 1)``.
+
+    The boxes are ordered by :func:`sort_desc` first and NMS gets their ranks as scores,
+    so that equal scores are visited in one defined order in every runtime (each runtime's
+    NMS orders ties its own way).
 
     Args:
         boxes (Tensor): ``(n, 4)``.
@@ -107,19 +121,21 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
         >>> batched_nms(b, torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0, 0, 1]), 0.5)
         tensor([0, 2])
     """
+    order = sort_desc(scores)[1]
+    boxes, idxs = boxes[order], idxs[order]
     # the maximum over boxes and a 0 (a graph must not reduce an empty tensor; boxes of
     # every detector here are clipped to the image, so >= 0 and the 0 changes nothing)
     top = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
     offsets = idxs.to(boxes.dtype) * (top + 1)
-    return _nms(boxes + offsets[:, None], scores, iou_threshold)
+    rank = -torch.ones_like(scores).cumsum(0)  # strictly decreasing along ``order``
+    return order[_nms(boxes + offsets[:, None], rank, iou_threshold)]
 
 
 def topk_sorted(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """The ``k`` largest of a 1-d ``scores`` (all of them when ``k <= 0`` or ``k >=`` their
-    number, which is static at a fixed input shape), by decreasing score."""
-    n = scores.shape[0]
-    k = n if k <= 0 or k >= n else k
-    return scores.topk(k)
+    number, which is static at a fixed input size), by :func:`sort_desc` order."""
+    values, index = sort_desc(scores)
+    return (values[:k], index[:k]) if 0 < k < scores.shape[0] else (values, index)
 
 
 def filter_scores_and_topk(
