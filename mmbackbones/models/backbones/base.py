@@ -630,11 +630,15 @@ class BaseBackbone(BaseModule):
                     p.requires_grad = False
 
     def init_weights(self) -> None:
-        """mmengine's ``init_weights``, with a ``Pretrained`` init loaded strictly: a file
-        that does not fit is an error, what it skipped one log line
-        (:func:`mmbackbones.loading.load_pretrained`)."""
+        """mmengine's init; a ``Pretrained`` init is first checked against the weights'
+        training settings (family, arch, BN eps): a mismatch is an error naming the config
+        keys to change (:func:`mmbackbones.convert.uri_check.check_backbone`); then the
+        weights are loaded strictly: a file that does not fit is an error, what it skipped
+        one log line (:func:`mmbackbones.loading.load_pretrained`)."""
+        from mmbackbones.convert.uri_check import check_backbone
         from mmbackbones.loading import init_weights_strictly
 
+        check_backbone(self)
         init_weights_strictly(self, super().init_weights)
 
     def train(self, mode: bool = True) -> BaseBackbone:
