@@ -27,7 +27,8 @@ def load_config(config: Any, cfg_options: dict | None = None) -> Any:
     with ``cfg_options`` merged and the host checked.
 
     Raises:
-        ValueError: a missing file, or a ``default_scope`` that is neither host.
+        ValueError: a missing file, a ``default_scope`` that is neither host, or no
+            ``model``.
     """
     from mmengine.config import Config
 
@@ -40,6 +41,11 @@ def load_config(config: Any, cfg_options: dict | None = None) -> Any:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     host_of(cfg)
+    if not isinstance(cfg.get('model'), dict):
+        raise ValueError(
+            f'{cfg.filename or "the config"}: no model=dict(...); an mmdet/mmseg config '
+            "defines it or inherits it (_base_ = ['mmdet::...'] or one of configs/)"
+        )
     return cfg
 
 

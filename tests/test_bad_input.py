@@ -302,6 +302,13 @@ def test_launcher_pytorch_outside_torchrun(tmp_path, capsys, monkeypatch) -> Non
     run_main('train', [config, '--launcher', 'pytorch'], capsys, '--launcher pytorch', 'torchrun')
 
 
+def test_a_file_that_is_no_config(tmp_path, capsys) -> None:
+    empty = write(tmp_path / 'empty_cfg.py', '')
+    run_main('get_flops', [empty], capsys, 'empty_cfg.py', 'no model=dict')
+    run_main('train', [empty], capsys, 'default_scope', "'mmdet'")
+    run_main('train', [tmp_path], capsys, str(tmp_path), 'is a directory')
+
+
 # -------------------------------------------------------------- a preset as a number
 @pytest.mark.parametrize('family', backbone_families())
 def test_number_names_the_preset_it_reads_as(family: str) -> None:

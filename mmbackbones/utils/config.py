@@ -61,7 +61,8 @@ def load_config(args: Any, tool: str) -> Config:
     ``ValueError``), which the tool's entry point prints as one line with exit status 2.
     """
     if not osp.isfile(args.config):
-        fail(f'config file {args.config!r} does not exist')
+        what = 'is a directory' if osp.isdir(args.config) else 'does not exist'
+        fail(f'config file {args.config!r} {what}')
     cfg = Config.fromfile(args.config)  # syntax errors: file:line from the entry point
     task_of(cfg)
     if args.builtin_data:
