@@ -285,3 +285,27 @@ def test_tools_quantize_a_whole_detector(tmp_path, builtin_root: str) -> None:
     b = Runtime(int8, cfg).predict(image)[0].pred_instances
     assert len(a.bboxes) == len(b.bboxes) > 0
     assert float(b.bboxes.min()) >= 0 and float(b.bboxes.max()) <= 192
+
+
+def test_export_forms_that_the_runtimes_quantize(tmp_path) -> None:
+    """ReXNet's partial residual exports as Pad + Add (not the in-place slice add's
+    ScatterND, which NNCF cannot quantize around) and every SE pools with
+    GlobalAveragePool (which ONNX Runtime quantizes; ReduceMean it leaves in float), while
+    ONNX Runtime still computes PyTorch's features, for the model as built and fused."""
+    from mmbackbones.deploy import fuse
+    from mmbackbones.models.backbones import EfficientNet, ReXNet
+
+    torch.manual_seed(0)
+    for name, model in (('rexnet', ReXNet('1.0')), ('effnet', EfficientNet('b0'))):
+        model = randomize_bn(model).eval()
+        x = torch.randn(1, 3, 64, 64)
+        for form, m in (('built', model), ('fused', fuse(model))):
+            path = export_onnx(m, (x,), str(tmp_path / f'{name}-{form}.onnx'))
+            ops = quantized_op_types(path)
+            assert 'ScatterND' not in ops and 'ReduceMean' not in ops, (name, form, ops)
+            assert ops['GlobalAveragePool'] >= 10, (name, form, ops)
+            with torch.no_grad():
+                ref = [t.numpy() for t in model(x)]
+            _assert_close([Engine(path)(x.numpy())], [ref], atol=1e-4)
+    assert ops.get('Pad', 0) == 0  # EfficientNet has no partial residual
+    assert quantized_op_types(str(tmp_path / 'rexnet-built.onnx'))['Pad'] >= 10

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmbackbones.models.layers.se import squeeze
+
 from . import policy
 from .fold import conv_config
 
@@ -49,7 +51,7 @@ class SqueezeExciteDeploy(nn.Module):
         self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+        s = self.gate(self.fc2(self.act(self.fc1(squeeze(x)))))
         return x.mul_(s) if self.inplace else x * s
 
 

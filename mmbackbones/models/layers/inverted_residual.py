@@ -181,8 +181,13 @@ class InvertedResidual(nn.Module):
             # ReXNet: add the input to the first c_in output channels. In place when
             # autograd does not record; in training, adding the zero-padded input is
             # cheaper than autograd's bookkeeping of an in-place add on a slice (which
-            # copies the whole gradient in backward) or timm's cat of two slices.
-            if torch.is_grad_enabled() and (out.requires_grad or x.requires_grad):
+            # copies the whole gradient in backward) or timm's cat of two slices. ONNX
+            # export takes the padded form too: the in-place slice add exports as
+            # ScatterND, which NNCF cannot quantize around (OpenVINO INT8 ReXNet-1.0:
+            # 8.3 ms padded, 9.3 ms with ScatterND; docs/speed.md).
+            if torch.onnx.is_in_onnx_export() or (
+                torch.is_grad_enabled() and (out.requires_grad or x.requires_grad)
+            ):
                 return out + F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
             out[:, : self.in_channels] += x
         return out
