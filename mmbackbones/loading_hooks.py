@@ -41,7 +41,7 @@ class StrictLoadHook(Hook):
 
     Example:
         >>> from mmbackbones.registry import HOOKS
-        >>> HOOKS.build(dict(type='StrictLoadHook', allow_partial=True)).allow_partial
+        >>> HOOKS.build(dict(type='mmbackbones.StrictLoadHook', allow_partial=True)).allow_partial
         True
     """
 
