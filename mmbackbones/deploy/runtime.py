@@ -347,6 +347,8 @@ class RuntimeModel(BaseModel):
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
         num_classes (int | None): The config's class count, checked against the file.
         threads (int | None): Intra-op threads of the runtime.
+        data_preprocessor (dict | None): Ignored (the runner passes the config's; the
+            graph normalises, :class:`Runtime` pads).
 
     Example:
         >>> cfg.model = dict(type='mmbackbones.RuntimeModel', onnx_file='m.onnx',
@@ -359,6 +361,7 @@ class RuntimeModel(BaseModel):
         backend: str = 'onnxruntime',
         num_classes: int | None = None,
         threads: int | None = None,
+        data_preprocessor: dict | None = None,
     ) -> None:
         super().__init__()
         self.runtime = Runtime(onnx_file, None, backend, threads)
