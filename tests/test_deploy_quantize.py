@@ -264,6 +264,9 @@ def test_tools_quantize_a_whole_detector(tmp_path, builtin_root: str) -> None:
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert 'calibrated on 4 train images' in res.stdout
+    # nothing else in the working directory (ONNX Runtime's failed symbolic shape
+    # inference on the NMS loop dumps files into the cwd)
+    assert sorted(os.listdir(tmp_path)) == ['ssd-int8.onnx', 'ssd.onnx']
     graph = onnx.load(int8).graph
     quantized = {n.output[0] for n in graph.node if n.op_type == 'DequantizeLinear'}
     producers = {o: n for n in graph.node for o in n.output}
@@ -285,6 +288,36 @@ def test_tools_quantize_a_whole_detector(tmp_path, builtin_root: str) -> None:
     b = Runtime(int8, cfg).predict(image)[0].pred_instances
     assert len(a.bboxes) == len(b.bboxes) > 0
     assert float(b.bboxes.min()) >= 0 and float(b.bboxes.max()) <= 192
+
+
+def test_failed_shape_inference_leaves_the_working_directory_clean(
+    exported, tmp_path, monkeypatch
+) -> None:
+    """ONNX Runtime's symbolic shape inference fails on Faster / Mask R-CNN exports (their
+    NMS loops) and then dumps 'sym_shape_infer_temp.onnx' and a uuid-named '.data' file
+    into the working directory before raising (measured); quantization falls back without
+    it and leaves the user's directory as it was. The failure is reproduced by a
+    ``quant_pre_process`` that does exactly that on its symbolic pass."""
+    import onnxruntime.quantization as ortq
+
+    from mmbackbones.deploy.quantize import quantize_onnxruntime
+
+    real = ortq.quant_pre_process
+    calls = []
+
+    def failing(src, dst, *args, skip_symbolic_shape: bool = False, **kw):
+        calls.append(skip_symbolic_shape)
+        if not skip_symbolic_shape:
+            with open('sym_shape_infer_temp.onnx', 'wb') as f:
+                f.write(b'dump')
+            raise Exception('Incomplete symbolic shape inference')
+        return real(src, dst, *args, skip_symbolic_shape=True, **kw)
+
+    monkeypatch.setattr(ortq, 'quant_pre_process', failing)
+    monkeypatch.chdir(tmp_path)
+    quantize_onnxruntime(exported['path'], 'int8.onnx', exported['feeds'][:2])
+    assert calls == [False, True]
+    assert sorted(os.listdir(tmp_path)) == ['int8.onnx']
 
 
 def test_export_forms_that_the_runtimes_quantize(tmp_path) -> None:

@@ -240,6 +240,7 @@ def quantize_onnxruntime(
     Returns:
         str: ``dst``.
     """
+    import contextlib
     import tempfile
 
     from onnxruntime.quantization import (
@@ -255,9 +256,13 @@ def quantize_onnxruntime(
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = os.path.join(tmp, 'pre.onnx')
+        # chdir: when ONNX Runtime's symbolic shape inference fails (as on a detector's NMS
+        # loops), it dumps 'sym_shape_infer_temp.onnx' and uuid-named external-data files
+        # into the working directory before raising.
         try:
-            quant_pre_process(src, pre)
-        except Exception:  # symbolic shape inference fails on some graphs (NMS loops)
+            with contextlib.chdir(tmp):
+                quant_pre_process(os.path.abspath(src), pre)
+        except Exception:  # then without it
             quant_pre_process(src, pre, skip_symbolic_shape=True)
         quantize_static(
             pre,
