@@ -330,6 +330,28 @@ def test_number_names_the_preset_it_reads_as(family: str) -> None:
         assert repr(bad) in msg and repr(sorted(cls.arch_settings)[0]) in msg
 
 
+# Zero multipliers, ratios and widths that crashed deep inside the build
+# (ZeroDivisionError, IndexError) or were accepted and built a broken network.
+@pytest.mark.parametrize(
+    'family,arch,key',
+    [('ReXNet', dict(width_mult=0), 'width_mult'),  # was ZeroDivisionError
+     ('ReXNet', dict(depth_mult=0), 'depth_mult'),  # was IndexError
+     ('ReXNet', dict(se_ratio=0), 'se_ratio'),
+     ('RegNet', {**family_class('RegNet').resolve_arch('regnetx_400mf'), 'q': 0}, 'q'),
+     ('ResNeXt', dict(depths=(1, 1, 1, 1), cardinality=0), 'cardinality'),
+     ('MobileNetV3', dict(stem_channels=0), 'stem_channels'),  # was accepted
+     ('EfficientNet', dict(divisor=0), 'divisor')],
+)  # fmt: skip
+def test_non_positive_arch_values_are_refused(family: str, arch: dict, key: str) -> None:
+    cls = family_class(family)
+    with pytest.raises(ValueError, match=rf"{family}: arch\['{key}'\] must be > 0, got 0$"):
+        cls(arch=arch)
+    valid = {k: v for k, v in arch.items() if k != key}
+    for other in cls.positive_arch_keys:  # every declared key is checked, negative too
+        with pytest.raises(ValueError, match=rf"arch\['{other}'\] must be > 0, got -1"):
+            cls.resolve_arch({**valid, other: -1})
+
+
 def test_rexnet_numeric_presets() -> None:
     rexnet = family_class('ReXNet')
     assert rexnet.resolve_arch(1.3)['width_mult'] == 1.3

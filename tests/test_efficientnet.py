@@ -351,7 +351,7 @@ def test_taps_b0() -> None:
         (dict(arch='b8'), r"unknown arch 'b8'.*valid presets are \['b0'"),
         (dict(arch=dict(width_mult=1.0)), 'unknown arch keys'),
         (dict(arch=dict(phi=1, width=1.1)), 'gives phi and'),
-        (dict(arch=dict(width=0)), 'must be positive'),
+        (dict(arch=dict(width=0)), r"arch\['width'\] must be > 0, got 0"),
         (dict(arch=dict(stages=[(6, 3, 2, 24)])), 'rows'),
         (dict(drop_path_rate=1.0), 'drop_path_rate'),
     ],

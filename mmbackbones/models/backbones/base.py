@@ -251,6 +251,8 @@ class BaseBackbone(BaseModule):
     paddings: ClassVar[tuple[str, ...]] = ('symmetric',)
     #: every key of the family's arch dict, with its default
     default_arch: ClassVar[dict[str, Any]] = {}
+    #: arch keys whose value, a number, must be > 0 (multipliers, ratios, widths)
+    positive_arch_keys: ClassVar[tuple[str, ...]] = ()
     #: ``init_cfg`` when none is given: Kaiming (fan-out) convs, norms with weight 1
     default_init_cfg: ClassVar[list[dict]] = [
         dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
@@ -361,6 +363,8 @@ class BaseBackbone(BaseModule):
                     f'{cls.__name__}: arch[{key!r}] must be {kind} (default '
                     f'{default_keys[key]!r}), got {value!r}'
                 )
+            if key in cls.positive_arch_keys and value is not None and not value > 0:
+                raise ValueError(f'{cls.__name__}: arch[{key!r}] must be > 0, got {value!r}')
         return {**default_keys, **arch}
 
     @classmethod

@@ -208,6 +208,7 @@ class EfficientNet(BaseBackbone):
     }
 
     default_arch = DEFAULT_ARCH
+    positive_arch_keys = ('width', 'depth', 'divisor', 'stem_channels', 'head_channels')
     paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(
@@ -274,11 +275,6 @@ class EfficientNet(BaseBackbone):
         if resolved['phi'] is not None:
             resolved.update(compound_scaling(resolved['phi']))
             resolved['phi'] = None  # applied: the dict now holds the multipliers
-        if resolved['width'] <= 0 or resolved['depth'] <= 0:
-            raise ValueError(
-                f'EfficientNet: width and depth must be positive, got '
-                f'width={resolved["width"]!r}, depth={resolved["depth"]!r}'
-            )
         stages = resolved['stages']
         if not stages or any(len(row) != 5 for row in stages):
             raise ValueError(

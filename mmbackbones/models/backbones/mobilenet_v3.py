@@ -234,6 +234,7 @@ class MobileNetV3(BaseBackbone):
     }
 
     default_arch = DEFAULT_ARCH
+    positive_arch_keys = ('stem_channels', 'head_channels', 'classifier_channels')
     paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(

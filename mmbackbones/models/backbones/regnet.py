@@ -196,6 +196,7 @@ class RegNet(AnyNet):
         'regnety_12gf': _regnet(168, 73.36, 2.37, 112, 19, se_ratio=0.25),
     }
     default_arch: ClassVar[dict[str, Any]] = REGNET_DEFAULT_ARCH
+    positive_arch_keys = ('group_w', 'bot_mul', 'stem_w', 'q')
 
     def __init__(
         self,

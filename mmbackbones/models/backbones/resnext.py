@@ -93,6 +93,7 @@ class ResNeXt(AnyNet):
         '101_32x8d': dict(depths=(3, 4, 23, 3), cardinality=32, base_width=8),
     }
     default_arch: ClassVar[dict[str, Any]] = RESNEXT_DEFAULT_ARCH
+    positive_arch_keys = ('cardinality', 'base_width', 'stem_w')
 
     def __init__(
         self,

@@ -168,6 +168,7 @@ class ReXNet(BaseBackbone):
         },
     }
     default_arch = DEFAULT_ARCH
+    positive_arch_keys = ('width_mult', 'depth_mult', 'se_ratio', 'input_ch', 'expansion')
     paddings = PADDINGS  # 'tf_same' for TensorFlow-trained weights
 
     def __init__(
