@@ -3,7 +3,7 @@
     python tools/dropin.py mmdet::retinanet/retinanet_r50_fpn_1x_coco.py --backbone ReXNet \\
         --arch 1.0 -o configs/my_retinanet_rexnet.py
     python tools/dropin.py mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py \\
-        --backbone RegNet --arch regnetx_3.2gf --weights checkpoints/regnetx_3.2gf_imagenet.pth \\
+        --backbone RegNet --arch regnetx_3.2gf --weights checkpoints/regnetx-3.2gf_imagenet.pth \\
         -o configs/my_fcn_regnet.py --check --no-syncbn
 
 The written config inherits the host config (``_base_``) and sets only what must change,

@@ -4,7 +4,7 @@ efficientnet_pytorch into mmbackbones backbones (``tools/convert_weights.py`` is
 Example:
     >>> from mmbackbones.convert import SOURCES, convert_file, resolve
     >>> req = resolve(SOURCES['timm'], 'ReXNet', '1.0')          # doctest: +SKIP
-    >>> convert_file('rexnet_100.pth', 'checkpoints/rexnet_1.0_imagenet.pth', req,
+    >>> convert_file('rexnet_100.pth', 'checkpoints/rexnet-1.0_imagenet.pth', req,
     ...              others=list(SOURCES.values()))              # doctest: +SKIP
 """
 
